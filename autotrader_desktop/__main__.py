@@ -1,0 +1,3 @@
+from autotrader_desktop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""SQLite through peewee: connection setup, the schema, and its migrations.
+
+One database file per data directory. Several processes (the window, CLI commands) may use
+it at once: WAL lets readers run beside a writer, writers take the lock up front
+(`write_transaction`) and wait on each other through the busy timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from peewee import (
+    SQL,
+    AutoField,
+    BooleanField,
+    Check,
+    CompositeKey,
+    Field,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SqliteDatabase,
+    TextField,
+)
+
+DB_FILENAME = "autotrader.sqlite3"
+BUSY_TIMEOUT_MS = 10_000
+
+db = SqliteDatabase(None)
+
+
+class UtcDateTimeField(Field):
+    """An aware UTC datetime stored as fixed-width ISO-8601 text, so that text order is time order."""
+
+    field_type = "TEXT"
+    FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+    def db_value(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"{self.name}: naive datetime {value!r}; use an aware UTC datetime")
+        return value.astimezone(UTC).strftime(self.FORMAT)
+
+    def python_value(self, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, self.FORMAT).replace(tzinfo=UTC)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Instance(BaseModel):
+    id = AutoField()
+    display_name = TextField(unique=True)
+    algorithm_type = TextField()
+    ticker = TextField(index=True)
+    initial_capital = FloatField()
+    status = TextField(
+        index=True, constraints=[Check("status IN ('running', 'stopped', 'failed')")]
+    )
+    created_at = UtcDateTimeField()
+    stopped_at = UtcDateTimeField(null=True)
+    error = TextField(null=True)
+    cash = FloatField()
+    shares = IntegerField(default=0, constraints=[Check("shares >= 0")])
+    trade_count = IntegerField(default=0)
+    code_version = TextField(null=True)
+    last_price = FloatField(null=True)
+    last_run_at = UtcDateTimeField(null=True)
+    last_decision = TextField(null=True)
+
+    class Meta:
+        table_name = "algorithm_instances"
+
+
+class Transaction(BaseModel):
+    id = AutoField()
+    algorithm = ForeignKeyField(
+        Instance, column_name="algorithm_id", on_delete="CASCADE", backref="transactions"
+    )
+    type = TextField(constraints=[Check("type IN ('buy', 'sell')")])
+    shares = IntegerField(constraints=[Check("shares > 0")])
+    price = FloatField()
+    commission = FloatField(default=0.0)
+    timestamp = UtcDateTimeField(index=True)
+
+    class Meta:
+        table_name = "transactions"
+
+
+class Run(BaseModel):
+    """The journal: one row per (instance, scheduled time), written with the trade it caused."""
+
+    id = AutoField()
+    instance = ForeignKeyField(Instance, on_delete="CASCADE", backref="runs")
+    scheduled_at = UtcDateTimeField()
+    started_at = UtcDateTimeField(null=True)
+    duration_ms = FloatField(null=True)
+    code_version = TextField(null=True)
+    decision = TextField(null=True)
+    outcome = TextField(
+        constraints=[Check("outcome IN ('executed', 'hold', 'rejected', 'failed')")]
+    )
+    reason = TextField(null=True)
+    traceback = TextField(null=True)
+    fill_price = FloatField(null=True)
+    transaction = ForeignKeyField(Transaction, null=True, on_delete="SET NULL")
+
+    class Meta:
+        table_name = "runs"
+        indexes = ((("instance", "scheduled_at"), True),)
+
+
+class OutputLine(BaseModel):
+    """What an algorithm printed or logged, per instance."""
+
+    id = AutoField()
+    instance = ForeignKeyField(Instance, on_delete="CASCADE", backref="output")
+    timestamp = UtcDateTimeField()
+    stream = TextField()
+    text = TextField()
+
+    class Meta:
+        table_name = "output_lines"
+        indexes = ((("instance", "id"), False),)
+
+
+class Bar(BaseModel):
+    """A completed minute bar covering [t, t + 60 s); t is epoch seconds UTC."""
+
+    symbol = TextField()
+    t = IntegerField()
+    o = FloatField()
+    h = FloatField()
+    l = FloatField()  # noqa: E741 - the protocol's name
+    c = FloatField()
+    v = FloatField()
+
+    class Meta:
+        table_name = "bars"
+        primary_key = CompositeKey("symbol", "t")
+        without_rowid = True
+
+
+class Setting(BaseModel):
+    key = TextField(primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "settings"
+
+
+class DiscoveryVerdict(BaseModel):
+    """Whether a file's content imports cleanly; keyed by a hash of content and environment."""
+
+    key = TextField(primary_key=True)
+    available = BooleanField()
+    error = TextField(null=True)
+
+    class Meta:
+        table_name = "discovery_verdicts"
+
+
+MODELS: list[type[Model]] = [
+    Instance,
+    Transaction,
+    Run,
+    OutputLine,
+    Bar,
+    Setting,
+    DiscoveryVerdict,
+]
+
+
+def _v1_initial_schema() -> None:
+    db.create_tables(MODELS)
+
+
+# Schema version N is reached by running MIGRATIONS[N - 1]. Later versions use
+# playhouse.migrate (SqliteMigrator); never edit an applied migration.
+MIGRATIONS: list[Callable[[], None]] = [_v1_initial_schema]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_database(data_dir: Path) -> Path:
+    """Open (creating and migrating as needed) the database in `data_dir`; returns its path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / DB_FILENAME
+    if not db.is_closed():
+        db.close()
+    db.init(
+        str(path),
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        pragmas={
+            "journal_mode": "wal",
+            "synchronous": "normal",
+            "foreign_keys": 1,
+            "busy_timeout": BUSY_TIMEOUT_MS,
+        },
+    )
+    db.connect(reuse_if_open=True)
+    migrate()
+    return path
+
+
+def schema_version() -> int:
+    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def migrate() -> None:
+    # IMMEDIATE: two processes starting at once must not both run the same migration.
+    with db.atomic("IMMEDIATE"):
+        current = schema_version()
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database was written by a newer AutoTrader Desktop (schema {current}, "
+                f"this version knows {SCHEMA_VERSION}); update the app or use another --data-dir"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1]()
+            db.execute_sql(f"PRAGMA user_version = {version}")
+
+
+def write_transaction():
+    """A transaction that takes the write lock at BEGIN, so it never fails half-way on upgrade."""
+    return db.atomic("IMMEDIATE")
+
+
+def close_database() -> None:
+    if not db.is_closed():
+        db.close()
+
+
+__all__ = [
+    "SQL",
+    "Bar",
+    "DiscoveryVerdict",
+    "Instance",
+    "OutputLine",
+    "Run",
+    "Setting",
+    "Transaction",
+    "close_database",
+    "db",
+    "open_database",
+    "write_transaction",
+]

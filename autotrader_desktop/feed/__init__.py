@@ -1,0 +1,1 @@
+"""Market data: the simulated price path, the embedded simulator and the feed client."""

@@ -1,0 +1,121 @@
+"""User settings: stored in the database, overridable by environment variables and options.
+
+Precedence, highest first: command-line option, environment variable, stored setting,
+default. `Settings` is the resolved view; `save` writes a stored setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+from autotrader_desktop.database import Setting
+
+FEEDS = ("sim", "alpaca-iex", "alpaca-sip", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    feed: str = "sim"
+    stream_url: str | None = None
+    history_url: str | None = None
+    algorithm_dir: str | None = None
+    starting_balance: float = 100_000.0
+    commission: float = 0.0
+    slippage_bps: float = 0.0
+    run_time_limit: float = 20.0
+    # None: on for Alpaca feeds, off for the simulator.
+    market_hours_gating: bool | None = None
+    simulator_seed: int = 42
+    workers: int = 8
+
+    @property
+    def gating_enabled(self) -> bool:
+        if self.market_hours_gating is None:
+            return self.feed.startswith("alpaca")
+        return self.market_hours_gating
+
+
+ENV_VARS = {
+    "feed": "AUTOTRADER_FEED",
+    "stream_url": "AUTOTRADER_STREAM_URL",
+    "history_url": "AUTOTRADER_HISTORY_URL",
+    "algorithm_dir": "AUTOTRADER_ALGORITHM_DIR",
+    "starting_balance": "AUTOTRADER_STARTING_BALANCE",
+    "commission": "AUTOTRADER_COMMISSION",
+    "slippage_bps": "AUTOTRADER_SLIPPAGE_BPS",
+    "run_time_limit": "AUTOTRADER_RUN_TIME_LIMIT",
+    "market_hours_gating": "AUTOTRADER_MARKET_HOURS_GATING",
+    "simulator_seed": "AUTOTRADER_SIMULATOR_SEED",
+    "workers": "AUTOTRADER_WORKERS",
+}
+
+
+class SettingError(ValueError):
+    """A setting value that cannot be used; the message names the setting and what is valid."""
+
+
+def _convert(name: str, raw: Any) -> Any:
+    """Validate and convert a raw value (from a string or JSON) for setting `name`."""
+    if name == "feed":
+        if raw not in FEEDS:
+            raise SettingError(f"feed must be one of {', '.join(FEEDS)} (got {raw!r})")
+        return raw
+    if name in ("stream_url", "history_url", "algorithm_dir"):
+        return None if raw in (None, "") else str(raw)
+    if name == "market_hours_gating":
+        if raw is None or isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        if text in ("", "auto"):
+            return None
+        raise SettingError(f"market_hours_gating must be on, off or auto (got {raw!r})")
+    if name in ("simulator_seed", "workers"):
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise SettingError(f"{name} must be a whole number (got {raw!r})") from None
+        if name == "workers" and not 1 <= value <= 256:
+            raise SettingError(f"workers must be between 1 and 256 (got {value})")
+        return value
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name} must be a number (got {raw!r})") from None
+    if not math.isfinite(value) or value < 0:
+        raise SettingError(f"{name} must be a finite number >= 0 (got {raw!r})")
+    if name in ("starting_balance", "run_time_limit") and value == 0:
+        raise SettingError(f"{name} must be greater than 0")
+    return value
+
+
+def load(overrides: dict[str, Any] | None = None) -> Settings:
+    """Resolve every setting: overrides (command line) > environment > database > default."""
+    values: dict[str, Any] = {}
+    stored = {row.key: json.loads(row.value) for row in Setting.select()}
+    for field in fields(Settings):
+        name = field.name
+        if overrides and overrides.get(name) is not None:
+            values[name] = _convert(name, overrides[name])
+        elif os.environ.get(ENV_VARS[name]):
+            try:
+                values[name] = _convert(name, os.environ[ENV_VARS[name]])
+            except SettingError as exc:
+                raise SettingError(f"{ENV_VARS[name]}: {exc}") from None
+        elif name in stored:
+            values[name] = _convert(name, stored[name])
+    return Settings(**values)
+
+
+def save(name: str, value: Any) -> None:
+    if name not in ENV_VARS:
+        raise SettingError(f"unknown setting {name!r}")
+    value = _convert(name, value)
+    Setting.insert(key=name, value=json.dumps(value)).on_conflict_replace().execute()

@@ -1,4 +1,6 @@
-"""SMA crossover: buy when the 20-minute average crosses above the 50-minute one, sell on the cross down.
+"""SMA crossover: buy when the 20-minute average crosses above the 50-minute one.
+
+Sells the whole position when it crosses back down.
 
 Invests up to 95 % of the instance's cash on a buy and sells the whole position on a sell.
 Needs 51 completed minute bars; holds until they exist.

@@ -12,7 +12,9 @@ class Algorithm:
         self.initial_capital = initial_capital
 
     def run(self, current_time, algo_id):
-        bars = get_data_for_algorithm(self.ticker, "last_n_bars", n=1, before_timestamp=current_time)
+        bars = get_data_for_algorithm(
+            self.ticker, "last_n_bars", n=1, before_timestamp=current_time
+        )
         if not bars:
             return "hold", 0
         if get_position(algo_id)["shares"] > 0:

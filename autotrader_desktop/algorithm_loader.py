@@ -28,7 +28,8 @@ LEGACY_PACKAGES = {
     "database": {"db_manager": API_MODULE},
     "system_databse": {"system_db_manager": API_MODULE},
 }
-MODULE_PREFIX = "autotrader_algorithm_"
+# Dotted, so that algorithms' loggers (named after __name__) share one parent.
+MODULE_PREFIX = "autotrader_algorithms."
 
 
 class AlgorithmLoadError(Exception):

@@ -119,7 +119,10 @@ def _timestamp_text(value: datetime) -> str:
 
 
 def get_transactions(algo_id: int) -> list[dict[str, Any]]:
-    """The instance's transactions, newest first: id, algorithm_id, type, shares, price, timestamp."""
+    """The instance's transactions, newest first.
+
+    Each: id, algorithm_id, type ('buy'|'sell'), shares, price, timestamp (ISO-8601 UTC).
+    """
     query = (
         Transaction.select()
         .where(Transaction.algorithm == algo_id)

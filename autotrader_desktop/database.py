@@ -33,7 +33,7 @@ db = SqliteDatabase(None)
 
 
 class UtcDateTimeField(Field):
-    """An aware UTC datetime stored as fixed-width ISO-8601 text, so that text order is time order."""
+    """An aware UTC datetime stored as fixed-width ISO-8601 text: text order is time order."""
 
     field_type = "TEXT"
     FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from autotrader_desktop.database import Setting
+from autotrader_desktop.errors import UserError
 
 FEEDS = ("sim", "alpaca-iex", "alpaca-sip", "none")
 
@@ -54,7 +55,7 @@ ENV_VARS = {
 }
 
 
-class SettingError(ValueError):
+class SettingError(UserError):
     """A setting value that cannot be used; the message names the setting and what is valid."""
 
 

@@ -1,0 +1,413 @@
+"""The `autotrader-desktop` command line (no command: the desktop window)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import OperationalError
+
+from autotrader_desktop import __version__, accounting, database, instances, paths, settings
+from autotrader_desktop.database import Instance, Transaction
+from autotrader_desktop.errors import UserError
+
+log = logging.getLogger("autotrader_desktop")
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--data-dir",
+        default=default,
+        metavar="DIR",
+        help="where the database lives (env AUTOTRADER_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--algorithm-dir",
+        default=default,
+        metavar="DIR",
+        help="the folder of algorithm files (env AUTOTRADER_ALGORITHM_DIR)",
+    )
+    parser.add_argument(
+        "--feed",
+        choices=settings.FEEDS,
+        default=default,
+        help="market data: the embedded simulator (default) or Alpaca",
+    )
+    parser.add_argument(
+        "--stream-url",
+        default=default,
+        metavar="URL",
+        help="WebSocket URL of an Alpaca-protocol feed",
+    )
+    parser.add_argument(
+        "--history-url",
+        default=default,
+        metavar="URL",
+        help="base URL of an Alpaca-style historical bars API",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autotrader-desktop",
+        description="Run your own Python trading algorithms every minute and paper-trade them. "
+        "Without a command, opens the desktop window.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(parser, suppress=False)
+    # Global options are accepted after the command too.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    headless = command("headless", "run the engine and feed without a window until Ctrl-C")
+    headless.add_argument(
+        "--every",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="run a cycle every SECONDS instead of at :02 each minute",
+    )
+    command(
+        "algorithms", "scan the algorithm folder: every file, available or why not"
+    ).add_argument("--json", action="store_true")
+    add = command("add", "start an instance of an algorithm on a symbol")
+    add.add_argument("symbol", metavar="SYMBOL")
+    add.add_argument("algorithm", metavar="ALGORITHM")
+    add.add_argument("capital", metavar="CAPITAL")
+    add.add_argument("--json", action="store_true")
+    command("list", "list instances with their positions and P&L").add_argument(
+        "--json", action="store_true"
+    )
+    command("stop", "stop an instance, selling its open position").add_argument(
+        "id", type=_instance_id, metavar="ID"
+    )
+    delete = command("delete", "delete a stopped or failed instance and its history")
+    delete.add_argument("id", type=_instance_id, metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    trades = command("trades", "an instance's transactions")
+    trades.add_argument("id", type=_instance_id, metavar="ID")
+    trades.add_argument("--csv", action="store_true")
+    command("cycle", "run cycles now, in this process, then exit").add_argument(
+        "--count", type=_positive_int, default=1, metavar="N"
+    )
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _instance_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instance id; ids are numbers, see `autotrader-desktop list`"
+        ) from None
+
+
+class Context:
+    """What every command needs: the database, the resolved settings, the algorithm folder."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.data_dir = paths.data_dir(args.data_dir)
+        try:
+            database.open_database(self.data_dir)
+        except RuntimeError as exc:
+            raise UserError(str(exc)) from None
+        except OperationalError as exc:
+            raise UserError(f"cannot open the database in {self.data_dir}: {exc}") from None
+        self.settings = settings.load(
+            {
+                "feed": args.feed,
+                "stream_url": args.stream_url,
+                "history_url": args.history_url,
+                "algorithm_dir": args.algorithm_dir,
+            }
+        )
+        self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
+
+    def engine(self):
+        from autotrader_desktop.engine import Engine
+
+        return Engine(self.settings, self.algorithm_dir)
+
+
+def instance_dict(instance: Instance) -> dict[str, Any]:
+    value = accounting.instance_value(instance)
+    return {
+        "id": instance.id,
+        "display_name": instance.display_name,
+        "ticker": instance.ticker,
+        "algorithm_type": instance.algorithm_type,
+        "status": instance.status,
+        "code_version": instance.code_version,
+        "initial_capital": instance.initial_capital,
+        "cash": round(instance.cash, 4),
+        "shares": instance.shares,
+        "value": round(value, 4),
+        "pnl": round(value - instance.initial_capital, 4),
+        "trades": instance.trade_count,
+        "error": instance.error,
+    }
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    text = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in text:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_algorithms(ctx: Context, args: argparse.Namespace) -> int:
+    from autotrader_desktop import discovery
+
+    found = discovery.scan(ctx.algorithm_dir)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": f.name,
+                        "path": str(f.path),
+                        "available": f.available,
+                        "error": f.error,
+                    }
+                    for f in found
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not found:
+        print(f"no algorithm files in {ctx.algorithm_dir}")
+        return 0
+    _print_table(
+        ["ALGORITHM", "STATUS", "REASON"],
+        [(f.name, "available" if f.available else "excluded", f.error or "") for f in found],
+    )
+    return 0
+
+
+def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
+    from autotrader_desktop import discovery
+    from autotrader_desktop.clock import SystemClock
+
+    instance = instances.create(
+        args.symbol,
+        args.algorithm,
+        args.capital,
+        algorithms=discovery.scan(ctx.algorithm_dir),
+        starting_balance=ctx.settings.starting_balance,
+        clock=SystemClock(),
+    )
+    if args.json:
+        print(json.dumps(instance_dict(instance), indent=2))
+    else:
+        print(f"{instance.id}\t{instance.display_name}")
+    return 0
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    rows = [instance_dict(i) for i in Instance.select().order_by(Instance.id)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table(
+        [
+            "ID",
+            "NAME",
+            "SYMBOL",
+            "ALGORITHM",
+            "STATUS",
+            "VERSION",
+            "CAPITAL",
+            "CASH",
+            "SHARES",
+            "VALUE",
+            "P&L",
+            "TRADES",
+            "ERROR",
+        ],
+        [
+            (
+                r["id"],
+                r["display_name"],
+                r["ticker"],
+                r["algorithm_type"],
+                r["status"],
+                (r["code_version"] or "-")[:8],
+                f"{r['initial_capital']:,.2f}",
+                f"{r['cash']:,.2f}",
+                r["shares"],
+                f"{r['value']:,.2f}",
+                f"{r['pnl']:+,.2f}",
+                r["trades"],
+                r["error"] or "",
+            )
+            for r in rows
+        ],
+    )
+    account = accounting.account(ctx.settings.starting_balance)
+    print(f"\navailable cash {account.available_cash:,.2f}   account value {account.value:,.2f}")
+    return 0
+
+
+def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
+    from autotrader_desktop.clock import SystemClock
+    from autotrader_desktop.market_data import MarketData
+    from autotrader_desktop.paper_broker import PaperBroker
+
+    instance = instances.get(args.id)
+    clock = SystemClock()
+    market = MarketData(clock, seed=ctx.settings.simulator_seed)
+    if instance.shares:
+        market.prepare([instance.ticker])
+    stopped = instances.stop(
+        args.id,
+        market.latest_price,
+        PaperBroker(ctx.settings.commission, ctx.settings.slippage_bps),
+        clock,
+    )
+    print(f"stopped {stopped.id} {stopped.display_name}; cash {stopped.cash:,.2f}")
+    return 0
+
+
+def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
+    instance = instances.get(args.id)
+    if not args.yes and sys.stdin.isatty():
+        count = Transaction.select().where(Transaction.algorithm == instance.id).count()
+        answer = input(f"Delete {instance.display_name} and its {count} trades? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = instances.delete(args.id)
+    print(f"deleted {deleted.id} {deleted.display_name}")
+    return 0
+
+
+def cmd_trades(ctx: Context, args: argparse.Namespace) -> int:
+    from autotrader_desktop.api import get_transactions
+
+    instances.get(args.id)
+    rows = get_transactions(args.id)
+    fields = ["id", "algorithm_id", "type", "shares", "price", "timestamp"]
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif not rows:
+        print(f"instance {args.id} has no trades yet")
+    else:
+        _print_table([f.upper() for f in fields], [[r[f] for f in fields] for r in rows])
+    return 0
+
+
+def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
+    engine = ctx.engine()
+    engine.open()
+    try:
+        for _ in range(args.count):
+            report = engine.cycle()
+            summary = ", ".join(f"{n} {o}" for o, n in sorted(report.outcomes.items()))
+            print(
+                f"cycle {report.scheduled_at:%Y-%m-%d %H:%M:%S} UTC: "
+                f"{summary or 'no running instances'} ({report.duration_s:.2f} s)"
+            )
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
+    async def main() -> None:
+        engine = ctx.engine()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # Windows has no loop signal handlers; Ctrl-C still raises KeyboardInterrupt there.
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await engine.start(every=args.every)
+        when = f"every {args.every:g} s" if args.every else "at :02 each minute"
+        log.info("headless engine running (cycles %s); Ctrl-C to stop", when)
+        try:
+            await stop.wait()
+        finally:
+            await engine.stop()
+            log.info("engine stopped")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+COMMANDS = {
+    "algorithms": cmd_algorithms,
+    "add": cmd_add,
+    "list": cmd_list,
+    "stop": cmd_stop,
+    "delete": cmd_delete,
+    "trades": cmd_trades,
+    "cycle": cmd_cycle,
+    "headless": cmd_headless,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_discovery-worker"]:  # the frozen app's discovery worker
+        from autotrader_desktop import discovery_worker
+
+        return discovery_worker.main()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        ctx = Context(args)
+        if args.command is None:
+            from autotrader_desktop.app import run_gui
+
+            return run_gui(ctx)
+        return COMMANDS[args.command](ctx, args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        database.close_database()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

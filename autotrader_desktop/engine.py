@@ -1,0 +1,240 @@
+"""The running core: module cache, orchestrator, market data and the minute schedule.
+
+Used the same way by the window, `headless` and `cycle`. Starting an engine is a restart
+in the sense of the snapshot rule: nothing is cached yet, and failed instances get a fresh
+try. `restart()` does the same without ending the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from autotrader_desktop import accounting, api, discovery, instances
+from autotrader_desktop.clock import Clock, SystemClock
+from autotrader_desktop.database import Instance
+from autotrader_desktop.market_data import MarketData
+from autotrader_desktop.module_cache import Drift, ModuleCache
+from autotrader_desktop.orchestrator import CycleReport, Orchestrator
+from autotrader_desktop.output_capture import OutputCapture
+from autotrader_desktop.paper_broker import PaperBroker
+from autotrader_desktop.settings import Settings
+from autotrader_desktop.worker_pool import WorkerPool
+
+log = logging.getLogger(__name__)
+
+CYCLE_SECOND = 2
+MISFIRE_GRACE_S = 30
+
+
+def market_is_open(at: datetime) -> bool:
+    from autotrader_desktop.market_hours import is_open  # the calendar loads slowly
+
+    return is_open(at)
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        algorithm_dir: Path,
+        clock: Clock | None = None,
+        market_data: MarketData | None = None,
+    ) -> None:
+        self.settings = settings
+        self.algorithm_dir = algorithm_dir
+        self.clock = clock or SystemClock()
+        self.market_data = market_data or MarketData(self.clock, seed=settings.simulator_seed)
+        self.broker = PaperBroker(settings.commission, settings.slippage_bps)
+        self.capture = OutputCapture()
+        self.pool = WorkerPool(settings.workers)
+        self.orchestrator = Orchestrator(
+            ModuleCache(algorithm_dir),
+            self.broker,
+            self.market_data.latest_price,
+            self.pool,
+            self.capture,
+            self.clock,
+            settings.run_time_limit,
+        )
+        self.scheduler: AsyncIOScheduler | None = None
+        self.on_cycle: list[Callable[[CycleReport], None]] = []
+        self._subscribed: Counter[str] = Counter()
+        self._cycle_lock = threading.Lock()
+
+    @property
+    def cache(self) -> ModuleCache:
+        return self.orchestrator.cache
+
+    # --- life cycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Start the engine's in-process parts (no event loop needed)."""
+        api.set_clock(self.clock)
+        self.capture.install()
+        self.restart()
+
+    async def start(self, every: float | None = None) -> None:
+        """Open, connect the feed, restore subscriptions and start the minute schedule."""
+        self.open()
+        await self.market_data.start()
+        await asyncio.to_thread(self.sync_subscriptions)
+        trigger = (
+            IntervalTrigger(seconds=every)
+            if every
+            else CronTrigger(second=CYCLE_SECOND, timezone="UTC")
+        )
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(
+            self._scheduled_cycle,
+            trigger,
+            id="cycle",
+            misfire_grace_time=MISFIRE_GRACE_S,
+            coalesce=True,
+            max_instances=1,
+            kwargs={"every": every},
+        )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await self.market_data.stop()
+        self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.capture.uninstall()
+
+    def restart(self) -> int:
+        """Clear the module cache like a process restart; failed instances get a fresh try.
+
+        Waits for a cycle in progress. Returns how many failed instances were retried.
+        """
+        with self._cycle_lock:
+            self.orchestrator.restart()
+            retried = (
+                Instance.update(status="running", error=None)
+                .where(Instance.status == "failed")
+                .execute()
+            )
+        log.info("engine restarted: module cache cleared, %d failed instance(s) retried", retried)
+        return retried
+
+    # --- cycles -----------------------------------------------------------------------
+
+    def next_cycle_at(self) -> datetime | None:
+        job = self.scheduler.get_job("cycle") if self.scheduler else None
+        return job.next_run_time if job else None
+
+    async def _scheduled_cycle(self, every: float | None) -> None:
+        now = self.clock.now()
+        if self.settings.gating_enabled and not market_is_open(now):
+            log.debug("market closed: cycle skipped")
+            return
+        scheduled = now if every else now.replace(second=CYCLE_SECOND, microsecond=0)
+        try:
+            await self.run_cycle(scheduled)
+        except Exception:
+            log.exception("cycle for %s failed", scheduled)
+
+    async def run_cycle(self, scheduled_at: datetime | None = None) -> CycleReport:
+        """Run a cycle on its own thread and wait for it without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CycleReport] = loop.create_future()
+
+        def deliver(result: CycleReport | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def work() -> None:
+            try:
+                outcome = (self.cycle(scheduled_at), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            # RuntimeError: the loop closed while the cycle ran (quitting).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, *outcome)
+
+        # A daemon thread, not the loop's default executor: a hung cycle never blocks exit.
+        threading.Thread(target=work, name="cycle", daemon=True).start()
+        return await future
+
+    def cycle(self, scheduled_at: datetime | None = None) -> CycleReport:
+        """Run every running instance once now (blocking)."""
+        with self._cycle_lock:
+            scheduled_at = scheduled_at or self.clock.now()
+            self.sync_subscriptions()
+            self.market_data.prepare(sorted(self._subscribed))
+            report = self.orchestrator.run_cycle(scheduled_at)
+        log.info(
+            "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.outcomes, report.duration_s
+        )
+        for listener in self.on_cycle:
+            listener(report)
+        return report
+
+    def sync_subscriptions(self) -> None:
+        """Subscribe to each running instance's symbol once per instance (reference-counted)."""
+        wanted = Counter(
+            ticker
+            for (ticker,) in Instance.select(Instance.ticker)
+            .where(Instance.status == "running")
+            .tuples()
+        )
+        for symbol in wanted | self._subscribed:
+            for _ in range(wanted[symbol] - self._subscribed[symbol]):
+                self.market_data.subscribe(symbol)
+            for _ in range(self._subscribed[symbol] - wanted[symbol]):
+                self.market_data.unsubscribe(symbol)
+        self._subscribed = wanted
+
+    # --- what the user does -----------------------------------------------------------
+
+    def scan(self) -> list[discovery.AlgorithmFile]:
+        return discovery.scan(self.algorithm_dir)
+
+    def create_instance(self, symbol: str, algorithm: str, capital: str | float) -> Instance:
+        instance = instances.create(
+            symbol,
+            algorithm,
+            capital,
+            algorithms=self.scan(),
+            starting_balance=self.settings.starting_balance,
+            clock=self.clock,
+        )
+        self.sync_subscriptions()
+        return instance
+
+    def stop_instance(self, instance_id: int) -> Instance:
+        instance = instances.stop(
+            instance_id, self.market_data.latest_price, self.broker, self.clock
+        )
+        self.sync_subscriptions()
+        return instance
+
+    def delete_instance(self, instance_id: int) -> Instance:
+        instance = instances.delete(instance_id)
+        self.orchestrator.algorithms.pop(instance_id, None)
+        return instance
+
+    def account(self) -> accounting.Account:
+        return accounting.account(self.settings.starting_balance, self.market_data.latest_price)
+
+    def drift(self, algorithm: str) -> Drift | None:
+        return self.cache.drift(algorithm)

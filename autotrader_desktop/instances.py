@@ -1,0 +1,173 @@
+"""Creating, stopping and deleting instances, with the checks a user's input needs."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from autotrader_desktop import accounting
+from autotrader_desktop.clock import Clock
+from autotrader_desktop.database import Instance, Transaction, write_transaction
+from autotrader_desktop.decision import Decision
+from autotrader_desktop.errors import UserError
+from autotrader_desktop.paper_broker import Fill, PaperBroker
+
+SYMBOL_PATTERN = re.compile(r"[A-Z.]{1,10}")
+
+
+class InstanceError(UserError):
+    """A request that cannot be carried out; the message tells the user what to do."""
+
+
+def normalize_symbol(text: str) -> str:
+    symbol = (text or "").strip().upper()
+    if not symbol:
+        raise InstanceError("enter a symbol, e.g. NVDA")
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise InstanceError(
+            f"symbol {symbol!r} is not valid: use 1 to 10 letters A-Z or '.', e.g. NVDA or BRK.B"
+        )
+    return symbol
+
+
+def parse_capital(value: str | float) -> float:
+    try:
+        capital = float(str(value).replace(",", "").strip())
+    except ValueError:
+        raise InstanceError(f"capital {value!r} is not a number; enter e.g. 10000") from None
+    if not math.isfinite(capital) or capital <= 0:
+        raise InstanceError(f"capital must be a finite amount greater than 0 (got {value!r})")
+    return round(capital, 2)
+
+
+def check_algorithm(name: str, algorithms: Iterable) -> None:
+    """`algorithms`: a fresh discovery scan (objects with name, available, error)."""
+    known = {a.name: a for a in algorithms}
+    if name not in known:
+        choices = ", ".join(sorted(a.name for a in known.values() if a.available)) or "none"
+        raise InstanceError(f"no algorithm named {name!r}; available: {choices}")
+    if not known[name].available:
+        raise InstanceError(f"algorithm {name!r} is not available: {known[name].error}")
+
+
+def display_name(symbol: str, algorithm: str, created_at: datetime) -> str:
+    """`{SYMBOL}_{algorithm}_{YYYYMMDD_HHMMSS}` in local time, suffixed _2, _3... if taken."""
+    base = f"{symbol}_{algorithm}_{created_at.astimezone():%Y%m%d_%H%M%S}"
+    taken = {
+        name
+        for (name,) in Instance.select(Instance.display_name)
+        .where(Instance.display_name.startswith(base))
+        .tuples()
+    }
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def create(
+    symbol: str,
+    algorithm: str,
+    capital: str | float,
+    *,
+    algorithms: Iterable,
+    starting_balance: float,
+    clock: Clock,
+) -> Instance:
+    """Validate everything, then write one `running` row. Nothing is written on error."""
+    symbol = normalize_symbol(symbol)
+    check_algorithm(algorithm, algorithms)
+    amount = parse_capital(capital)
+    with write_transaction():
+        cash = accounting.available_cash(starting_balance)
+        if amount > cash + 1e-9:
+            raise InstanceError(
+                f"capital {amount:,.2f} is more than the available cash {cash:,.2f}"
+            )
+        now = clock.now()
+        return Instance.create(
+            display_name=display_name(symbol, algorithm, now),
+            algorithm_type=algorithm,
+            ticker=symbol,
+            initial_capital=amount,
+            status="running",
+            created_at=now,
+            cash=amount,
+            shares=0,
+        )
+
+
+def get(instance_id: int) -> Instance:
+    instance = Instance.get_or_none(Instance.id == instance_id)
+    if instance is None:
+        raise InstanceError(f"no instance with id {instance_id}; see `autotrader-desktop list`")
+    return instance
+
+
+def _liquidate(instance: Instance, price: float | None, broker: PaperBroker, clock: Clock) -> None:
+    if instance.shares == 0:
+        return
+    if price is None:
+        raise InstanceError(
+            f"no price known for {instance.ticker}, so its {instance.shares} shares cannot be "
+            "sold; try again once the feed has a price"
+        )
+    fill = broker.execute(
+        Decision("sell", instance.shares), instance.cash, instance.shares, instance.ticker, price
+    )
+    if not isinstance(fill, Fill):
+        raise InstanceError(f"cannot sell the open position: {fill.reason}")
+    Transaction.create(
+        algorithm=instance.id,
+        type="sell",
+        shares=fill.shares,
+        price=fill.price,
+        commission=fill.commission,
+        timestamp=clock.now(),
+    )
+    instance.cash, instance.shares = fill.cash_after, 0
+    instance.trade_count += 1
+    instance.last_price = price
+
+
+def stop(
+    instance_id: int,
+    price_of: Callable[[str], float | None],
+    broker: PaperBroker,
+    clock: Clock,
+) -> Instance:
+    """Stop a running (or failed) instance, selling any open position at the last price."""
+    with write_transaction():
+        instance = get(instance_id)
+        if instance.status == "stopped":
+            raise InstanceError(
+                f"instance {instance_id} ({instance.display_name}) is already stopped"
+            )
+        _liquidate(instance, accounting.last_price(instance, price_of), broker, clock)
+        instance.status, instance.stopped_at = "stopped", clock.now()
+        instance.save()
+        return instance
+
+
+def delete(instance_id: int) -> Instance:
+    """Delete a stopped or failed instance and its history.
+
+    Its realized P&L stays in the account (see accounting).
+    """
+    with write_transaction():
+        instance = get(instance_id)
+        if instance.status == "running":
+            raise InstanceError(
+                f"instance {instance_id} ({instance.display_name}) is running; stop it first"
+            )
+        if instance.shares:
+            raise InstanceError(
+                f"instance {instance_id} ({instance.display_name}) failed holding "
+                f"{instance.shares} shares; stop it first to sell them"
+            )
+        accounting.archive_pnl(instance.cash - instance.initial_capital)
+        instance.delete_instance()
+        return instance

@@ -1,0 +1,203 @@
+"""One cycle: run every running instance once, execute what each decides, journal it.
+
+Instances are re-read from the database every cycle, so instances added or stopped by
+another process are picked up. Each run goes to the worker pool: look the algorithm up in
+the module cache (loading the file on first use), create the instance's `Algorithm` object
+on its first run and keep it, call `run(current_time, algo_id)`, validate the result. The
+time limit covers all of that. Finished runs are recorded in batches as they come in, so a
+slow algorithm delays nobody else's order; one that overstays its limit is abandoned and
+fails alone.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from autotrader_desktop import journal
+from autotrader_desktop.clock import Clock
+from autotrader_desktop.database import Instance, Run
+from autotrader_desktop.decision import validate
+from autotrader_desktop.journal import RecordedRun, RunResult
+from autotrader_desktop.module_cache import ModuleCache
+from autotrader_desktop.output_capture import OutputCapture
+from autotrader_desktop.paper_broker import PaperBroker
+from autotrader_desktop.worker_pool import Job, WorkerPool
+
+# Frames of these files are engine plumbing; tracebacks shown to users leave them out.
+_ENGINE_FILES = {
+    str(Path(__file__).with_name(name))
+    for name in ("orchestrator.py", "module_cache.py", "algorithm_loader.py", "worker_pool.py")
+}
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class InstanceToRun:
+    id: int
+    ticker: str
+    algorithm_type: str
+    initial_capital: float
+
+
+@dataclass
+class CycleReport:
+    scheduled_at: datetime
+    outcomes: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        return sum(self.outcomes.values())
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """A one-line message and a traceback without engine frames."""
+    if isinstance(exc, SystemExit):
+        message = f"algorithm called sys.exit({exc.code!r})"
+    else:
+        lines = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        if isinstance(exc, SyntaxError) and exc.lineno:
+            message = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in _ENGINE_FILES]
+    text = "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(exc))
+    return message, "Traceback (most recent call last):\n" + text
+
+
+def _collect(outbox: queue.SimpleQueue[Job], timeout: float) -> list[Job]:
+    """Wait up to `timeout` for one finished job, then take every other one already there."""
+    try:
+        finished = [outbox.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            finished.append(outbox.get_nowait())
+        except queue.Empty:
+            return finished
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        cache: ModuleCache,
+        broker: PaperBroker,
+        price_of: Callable[[str], float | None],
+        pool: WorkerPool,
+        capture: OutputCapture,
+        clock: Clock,
+        time_limit: float,
+    ) -> None:
+        self.cache = cache
+        self.broker = broker
+        self.price_of = price_of
+        self.pool = pool
+        self.capture = capture
+        self.clock = clock
+        self.time_limit = time_limit
+        # instance id -> its Algorithm object, kept from its first run until restart
+        self.algorithms: dict[int, object] = {}
+        self.on_recorded: list[Callable[[list[RecordedRun]], None]] = []
+
+    def restart(self) -> None:
+        """Forget modules and Algorithm objects: the next runs load current files."""
+        self.cache.clear()
+        self.algorithms = {}
+
+    def running_instances(self, scheduled_at: datetime) -> list[InstanceToRun]:
+        already = Run.select(Run.instance).where(Run.scheduled_at == scheduled_at)
+        query = (
+            Instance.select(
+                Instance.id, Instance.ticker, Instance.algorithm_type, Instance.initial_capital
+            )
+            .where((Instance.status == "running") & Instance.id.not_in(already))
+            .order_by(Instance.id)
+            .tuples()
+        )
+        return [InstanceToRun(*row) for row in query]
+
+    def _run_one(self, instance: InstanceToRun, scheduled_at: datetime) -> RunResult:
+        """Runs on a worker thread."""
+        started_at = self.clock.now()
+        start = time.perf_counter()
+        result = RunResult(instance.id, instance.ticker, scheduled_at, started_at, 0.0)
+        self.capture.begin()
+        try:
+            loaded = self.cache.get(instance.algorithm_type)
+            result.code_version = loaded.code_version
+            algorithm = self.algorithms.get(instance.id)
+            if algorithm is None:
+                algorithm = loaded.cls(instance.ticker, instance.initial_capital)
+                self.algorithms[instance.id] = algorithm
+            result.decision = validate(algorithm.run(scheduled_at, instance.id))
+        except BaseException as exc:
+            result.error, result.traceback = _describe(exc)
+        finally:
+            result.output = self.capture.end()
+            result.duration_ms = (time.perf_counter() - start) * 1000
+        return result
+
+    def _timed_out(self, job: Job) -> RunResult:
+        instance, scheduled_at = job.args
+        message = f"TimeoutError: run did not finish within the {self.time_limit:g} s time limit"
+        cached = self.cache.loaded_modules.get(instance.algorithm_type)
+        return RunResult(
+            instance.id,
+            instance.ticker,
+            scheduled_at,
+            self.clock.now(),
+            self.time_limit * 1000,
+            code_version=cached.code_version if cached else None,
+            error=message,
+            traceback=message,
+        )
+
+    def run_cycle(self, scheduled_at: datetime) -> CycleReport:
+        """Run every running instance once for `scheduled_at` (blocking; not on the GUI thread)."""
+        start = time.perf_counter()
+        report = CycleReport(scheduled_at)
+        outbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        pending = {
+            self.pool.submit(self._run_one, instance, scheduled_at, outbox=outbox)
+            for instance in self.running_instances(scheduled_at)
+        }
+        prices: dict[str, float | None] = {}
+
+        def price_of(symbol: str) -> float | None:
+            if symbol not in prices:
+                prices[symbol] = self.price_of(symbol)
+            return prices[symbol]
+
+        while pending:
+            finished = _collect(outbox, self._wait_time(pending))
+            pending.difference_update(finished)
+            batch = [job.result for job in finished]
+            now = time.monotonic()
+            for job in list(pending):
+                overdue = job.started_at is not None and now - job.started_at >= self.time_limit
+                if overdue and self.pool.abandon(job, TimeoutError()):
+                    pending.discard(job)
+                    self.algorithms.pop(job.args[0].id, None)
+                    batch.append(self._timed_out(job))
+            if not batch:
+                continue
+            prices.clear()
+            recorded = journal.record(batch, self.broker, price_of, self.clock.now)
+            for outcome in recorded:
+                report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
+            for listener in self.on_recorded:
+                listener(recorded)
+        report.duration_s = time.perf_counter() - start
+        return report
+
+    def _wait_time(self, pending: set[Job]) -> float:
+        started = [job.started_at for job in pending if job.started_at is not None]
+        if len(started) < len(pending) or not started:
+            return _POLL_S
+        return max(0.0, min(started) + self.time_limit - time.monotonic())

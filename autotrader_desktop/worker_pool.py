@@ -1,0 +1,94 @@
+"""A bounded pool of daemon threads that can give up on a job.
+
+`concurrent.futures.ThreadPoolExecutor` cannot do what algorithm runs need: its threads are
+joined at interpreter exit (one hung `run()` would keep the app from quitting) and a job
+that never returns occupies its worker forever. Here a job that overstays its time limit is
+abandoned: its thread is left to finish on its own (its result is discarded) and a fresh
+worker takes its place, so the pool keeps its size and the process can always exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Job:
+    """One call on the pool. Exactly one of `result` / `exception` is set once `done`."""
+
+    __slots__ = ("_lock", "args", "done", "exception", "fn", "outbox", "result", "started_at")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, outbox: queue.SimpleQueue) -> None:
+        self.fn = fn
+        self.args = args
+        self.outbox = outbox
+        self.started_at: float | None = None
+        self.done = False
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def _finish(self, result: Any, exception: BaseException | None) -> bool:
+        with self._lock:
+            if self.done:
+                return False
+            self.done, self.result, self.exception = True, result, exception
+            return True
+
+    def abandon(self, exception: BaseException) -> bool:
+        """Finish the job with `exception` now, unless it already finished."""
+        return self._finish(None, exception)
+
+
+class WorkerPool:
+    def __init__(self, size: int, name: str = "algorithm-worker") -> None:
+        self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._name = name
+        self._lock = threading.Lock()
+        self._workers = 0
+        self._closed = False
+        for _ in range(size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._workers += 1
+            number = self._workers
+        threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while (job := self._inbox.get()) is not None:
+            job.started_at = time.monotonic()
+            try:
+                outcome = (job.fn(*job.args), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            if not job._finish(*outcome):
+                return  # abandoned: a replacement already took this thread's place
+            job.outbox.put(job)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, outbox: queue.SimpleQueue) -> Job:
+        """Queue `fn(*args)`; the finished job is put on `outbox`."""
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        job = Job(fn, args, outbox)
+        self._inbox.put(job)
+        return job
+
+    def abandon(self, job: Job, exception: BaseException) -> bool:
+        """Give up on a running job: it finishes with `exception`; its thread is replaced."""
+        if not job.abandon(exception):
+            return False
+        self._spawn()
+        return True
+
+    def shutdown(self) -> None:
+        """Let idle workers exit. Busy or hung ones are daemons and never block exit."""
+        self._closed = True
+        with self._lock:
+            count = self._workers
+        for _ in range(count):
+            self._inbox.put(None)

@@ -162,6 +162,7 @@ class Orchestrator:
         """Run every running instance once for `scheduled_at` (blocking; not on the GUI thread)."""
         start = time.perf_counter()
         report = CycleReport(scheduled_at)
+        self.capture.install()
         outbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
         pending = {
             self.pool.submit(self._run_one, instance, scheduled_at, outbox=outbox)

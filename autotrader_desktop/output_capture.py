@@ -33,14 +33,14 @@ class _Buffer:
 
 class _RoutingStream:
     def __init__(self, original: TextIO, stream: str, capture: OutputCapture) -> None:
-        self._original = original
+        self.original = original
         self._stream = stream
         self._capture = capture
 
     def write(self, text: str) -> int:
         buffer = self._capture._current()
         if buffer is None:
-            return self._original.write(text)
+            return self.original.write(text)
         pending = buffer.partial.get(self._stream, "") + text
         *complete, rest = pending.split("\n")
         for line in complete:
@@ -50,10 +50,10 @@ class _RoutingStream:
 
     def flush(self) -> None:
         if self._capture._current() is None:
-            self._original.flush()
+            self.original.flush()
 
     def __getattr__(self, name: str):
-        return getattr(self._original, name)
+        return getattr(self.original, name)
 
 
 class _CaptureHandler(logging.Handler):
@@ -72,21 +72,26 @@ class OutputCapture:
     def __init__(self) -> None:
         self._local = threading.local()
         self._handler = _CaptureHandler(self)
-        self._saved: tuple[TextIO, TextIO] | None = None
 
     def install(self) -> None:
-        if self._saved is not None:
-            return
-        self._saved = (sys.stdout, sys.stderr)
-        sys.stdout = _RoutingStream(sys.stdout, "stdout", self)  # type: ignore[assignment]
-        sys.stderr = _RoutingStream(sys.stderr, "stderr", self)  # type: ignore[assignment]
-        logging.getLogger().addHandler(self._handler)
+        """Route sys.stdout/sys.stderr through the capture.
+
+        Idempotent, and called before every cycle: whoever replaced the streams since
+        (an embedding host, a test runner) gets wrapped too instead of silently winning.
+        """
+        if not isinstance(sys.stdout, _RoutingStream):
+            sys.stdout = _RoutingStream(sys.stdout, "stdout", self)  # type: ignore[assignment]
+        if not isinstance(sys.stderr, _RoutingStream):
+            sys.stderr = _RoutingStream(sys.stderr, "stderr", self)  # type: ignore[assignment]
+        root = logging.getLogger()
+        if self._handler not in root.handlers:
+            root.addHandler(self._handler)
 
     def uninstall(self) -> None:
-        if self._saved is None:
-            return
-        sys.stdout, sys.stderr = self._saved
-        self._saved = None
+        if isinstance(sys.stdout, _RoutingStream):
+            sys.stdout = sys.stdout.original
+        if isinstance(sys.stderr, _RoutingStream):
+            sys.stderr = sys.stderr.original
         logging.getLogger().removeHandler(self._handler)
 
     def _current(self) -> _Buffer | None:

@@ -11,8 +11,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from autotrader_desktop import api, database  # noqa: E402
-from autotrader_desktop.clock import FakeClock  # noqa: E402
+from autotrader_desktop import api, database
+from autotrader_desktop.clock import FakeClock
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "algorithm"
@@ -61,3 +61,88 @@ def write_algorithm(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(body))
     return path
+
+
+class FakeMarket:
+    """Market data with prices set by the test; records subscriptions."""
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.prices: dict[str, float] = {}
+        self.subscriptions: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    @property
+    def symbols(self) -> set[str]:
+        return {s for s, n in self.subscriptions.items() if n > 0}
+
+    def subscribe(self, symbol: str) -> None:
+        self.subscriptions[symbol] += 1
+
+    def unsubscribe(self, symbol: str) -> None:
+        self.subscriptions[symbol] -= 1
+
+    def prepare(self, symbols: list[str]) -> None:
+        pass
+
+    def latest_price(self, symbol: str) -> float | None:
+        return self.prices.get(symbol, 100.0)
+
+
+class Scanned:
+    """Stands in for a discovery verdict, so engine tests need no worker process."""
+
+    def __init__(self, name: str, available: bool = True, error: str | None = None) -> None:
+        self.name, self.available, self.error = name, available, error
+
+
+@pytest.fixture
+def market() -> FakeMarket:
+    return FakeMarket()
+
+
+@pytest.fixture
+def make_engine(db, clock, algo_dir, market):
+    from autotrader_desktop.engine import Engine
+    from autotrader_desktop.settings import Settings
+
+    engines = []
+
+    def make(**settings):
+        settings.setdefault("run_time_limit", 5.0)
+        settings.setdefault("workers", 4)
+        engine = Engine(Settings(**settings), algo_dir, clock, market)
+        engine.open()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+@pytest.fixture
+def engine(make_engine):
+    return make_engine()
+
+
+def add_instance(engine, symbol: str, algorithm: str, capital: float = 10_000.0):
+    """Create an instance as the CLI/dialog would, treating `algorithm` as available."""
+    from autotrader_desktop import instances
+
+    instance = instances.create(
+        symbol,
+        algorithm,
+        capital,
+        algorithms=[Scanned(algorithm)],
+        starting_balance=engine.settings.starting_balance,
+        clock=engine.clock,
+    )
+    engine.sync_subscriptions()
+    return instance

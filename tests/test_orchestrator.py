@@ -1,0 +1,276 @@
+"""SPEC §3: runs, failures and their isolation, return validation, time limit, journal, output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from autotrader_desktop.database import Instance, OutputLine, Run, Transaction
+from tests.conftest import add_instance, write_algorithm
+from tests.test_snapshot_rule import cycle
+
+RETURNS = """
+import numpy as np
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        return {value}
+"""
+
+HOLDER = """
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        return "buy", 1
+"""
+
+
+def returning(algo_dir, name, value):
+    write_algorithm(algo_dir, name, RETURNS.format(value=value))
+
+
+def status(instance):
+    return Instance.get_by_id(instance.id)
+
+
+FAULTS = {
+    "raise_in_run": (
+        "class Algorithm:\n"
+        "    def __init__(self, ticker, initial_capital): pass\n"
+        "    def run(self, current_time, algo_id):\n"
+        "        raise RuntimeError('boom in run')\n",
+        "RuntimeError: boom in run",
+    ),
+    "raise_in_init": (
+        "class Algorithm:\n"
+        "    def __init__(self, ticker, initial_capital):\n"
+        "        raise ValueError('bad init')\n"
+        "    def run(self, current_time, algo_id): return 'hold', 0\n",
+        "ValueError: bad init",
+    ),
+    "raise_on_import": ("import nonexistent_module_xyz\nclass Algorithm: pass\n",
+                        "ModuleNotFoundError: No module named 'nonexistent_module_xyz'"),
+    "syntax_error": ("class Algorithm:\n    def run(self\n", "SyntaxError:"),
+    "no_class": ("class Strategy:\n    pass\n", "no top-level class named Algorithm"),
+    "sys_exit": (
+        "import sys\n"
+        "class Algorithm:\n"
+        "    def __init__(self, ticker, initial_capital): pass\n"
+        "    def run(self, current_time, algo_id): sys.exit(3)\n",
+        "algorithm called sys.exit(3)",
+    ),
+    "garbage_return": (RETURNS.format(value="object()"), "run() returned <object object"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_fails_only_its_instance(engine, algo_dir, fault):
+    source, message = FAULTS[fault]
+    (algo_dir / "faulty.py").write_text(source)
+    write_algorithm(algo_dir, "good", HOLDER)
+    bad = add_instance(engine, "NVDA", "faulty")
+    good = add_instance(engine, "NVDA", "good")
+    report = cycle(engine)
+    assert report.outcomes == {"failed": 1, "executed": 1}
+    failed = status(bad)
+    assert failed.status == "failed"
+    assert message in failed.error
+    run = Run.get(Run.instance == bad.id)
+    assert run.outcome == "failed" and message in run.reason
+    assert run.traceback.startswith("Traceback (most recent call last):")
+    assert "orchestrator.py" not in run.traceback
+    assert status(good).status == "running"
+    assert status(good).shares == 1
+
+
+def test_traceback_points_into_the_users_file(engine, algo_dir):
+    write_algorithm(algo_dir, "deep", """
+        def helper(x):
+            return 1 / x
+
+        class Algorithm:
+            def __init__(self, ticker, initial_capital):
+                pass
+
+            def run(self, current_time, algo_id):
+                return helper(0)
+    """)
+    instance = add_instance(engine, "NVDA", "deep")
+    cycle(engine)
+    trace = Run.get(Run.instance == instance.id).traceback
+    assert "deep.py" in trace and "return 1 / x" in trace and "ZeroDivisionError" in trace
+
+
+def test_failed_instance_is_not_rerun_until_restart(engine, algo_dir):
+    path = write_algorithm(algo_dir, "flaky", FAULTS["raise_in_run"][0])
+    instance = add_instance(engine, "NVDA", "flaky")
+    cycle(engine)
+    cycle(engine)
+    assert Run.select().where(Run.instance == instance.id).count() == 1
+    path.write_text(HOLDER)
+    assert engine.restart() == 1
+    assert status(instance).status == "running"
+    cycle(engine)
+    runs = list(Run.select().where(Run.instance == instance.id).order_by(Run.id))
+    assert [r.outcome for r in runs] == ["failed", "executed"]  # the failure stays in history
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["None", "'buy'", "('buy',)", "('buy', 1, 2)", "('BUY', 1)", "('purchase', 1)",
+     "('buy', 1.0)", "('buy', True)", "('buy', -1)", "('buy', '1')", "{'buy': 1}",
+     "(1, 'buy')", "('buy', None)"],
+)
+def test_invalid_return_fails_with_the_value_quoted(engine, algo_dir, value):
+    returning(algo_dir, "weird", value)
+    instance = add_instance(engine, "NVDA", "weird")
+    cycle(engine)
+    failed = status(instance)
+    assert failed.status == "failed"
+    assert f"run() returned {eval(value)!r}" in failed.error
+
+
+@pytest.mark.parametrize(
+    ("value", "outcome", "shares"),
+    [("('buy', 2)", "executed", 2), ("['buy', 3]", "executed", 3),
+     ("('buy', np.int64(4))", "executed", 4), ("('hold', 0)", "hold", 0),
+     ("('buy', 0)", "hold", 0), ("('sell', 0)", "hold", 0)],
+)
+def test_valid_returns(engine, algo_dir, value, outcome, shares):
+    returning(algo_dir, "fine", value)
+    instance = add_instance(engine, "NVDA", "fine")
+    cycle(engine)
+    assert Run.get(Run.instance == instance.id).outcome == outcome
+    assert status(instance).shares == shares
+
+
+HANGS = """
+import os, time
+from pathlib import Path
+
+RELEASE = Path(__file__).with_name("release")
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        while not RELEASE.exists():  # stands in for an algorithm stuck forever
+            time.sleep(0.01)
+        return "buy", 1
+"""
+
+
+def test_time_limit_fails_a_hung_run_without_delaying_others(make_engine, algo_dir):
+    engine = make_engine(run_time_limit=0.5, workers=2)
+    write_algorithm(algo_dir, "hang", HANGS)
+    write_algorithm(algo_dir, "good", HOLDER)
+    hung = add_instance(engine, "NVDA", "hang")
+    goods = [add_instance(engine, "NVDA", "good") for _ in range(3)]
+    batches = []
+    engine.orchestrator.on_recorded.append(lambda recorded: batches.append(recorded))
+    try:
+        report = cycle(engine)
+        assert report.outcomes == {"executed": 3, "failed": 1}
+        assert "time limit" in status(hung).error
+        # The good instances' orders were recorded before the hung one was given up on.
+        first_ids = {r.instance_id for r in batches[0]}
+        assert first_ids <= {g.id for g in goods}
+        assert batches[-1][-1].instance_id == hung.id
+        # The pool replaced the stuck worker: the next cycle still runs everyone else.
+        assert cycle(engine).outcomes == {"executed": 3}
+    finally:
+        (algo_dir / "release").touch()
+
+
+def test_output_is_captured_per_instance(engine, algo_dir):
+    write_algorithm(algo_dir, "talker", """
+        import logging, sys
+
+        class Algorithm:
+            def __init__(self, ticker, initial_capital):
+                self.ticker = ticker
+                print("created for", ticker)
+
+            def run(self, current_time, algo_id):
+                print(f"run {self.ticker}")
+                print("oops", file=sys.stderr)
+                logging.getLogger(__name__).warning("careful %s", self.ticker)
+                return "hold", 0
+    """)
+    a = add_instance(engine, "NVDA", "talker")
+    b = add_instance(engine, "AAPL", "talker")
+    cycle(engine)
+
+    def lines(instance):
+        return [(o.stream, o.text) for o in
+                OutputLine.select().where(OutputLine.instance == instance.id).order_by(OutputLine.id)]
+
+    assert lines(a)[:3] == [("stdout", "created for NVDA"), ("stdout", "run NVDA"),
+                            ("stderr", "oops")]
+    assert lines(a)[3][0] == "log" and "careful NVDA" in lines(a)[3][1]
+    assert ("stdout", "run AAPL") in lines(b) and ("stdout", "run NVDA") not in lines(b)
+
+
+def test_every_run_is_journaled(engine, algo_dir, market):
+    write_algorithm(algo_dir, "buyer", HOLDER)
+    market.prices["NVDA"] = 123.45
+    instance = add_instance(engine, "NVDA", "buyer")
+    report = cycle(engine)
+    run = Run.get(Run.instance == instance.id)
+    assert run.scheduled_at == report.scheduled_at
+    assert run.duration_ms >= 0
+    assert len(run.code_version) == 64
+    assert (run.decision, run.outcome, run.fill_price) == ("buy 1", "executed", 123.45)
+    trade = Transaction.get_by_id(run.transaction_id)
+    assert (trade.type, trade.shares, trade.price) == ("buy", 1, 123.45)
+
+
+def test_run_receives_scheduled_time_and_its_id(engine, algo_dir):
+    write_algorithm(algo_dir, "echo", """
+        class Algorithm:
+            def __init__(self, ticker, initial_capital):
+                pass
+
+            def run(self, current_time, algo_id):
+                print(repr(current_time), algo_id)
+                return "hold", 0
+    """)
+    instance = add_instance(engine, "NVDA", "echo")
+    scheduled = datetime(2024, 3, 13, 15, 32, 2, tzinfo=UTC)
+    engine.clock.set(scheduled)
+    engine.cycle(scheduled)
+    text = OutputLine.get(OutputLine.instance == instance.id).text
+    assert text == f"{scheduled!r} {instance.id}"
+
+
+def test_a_run_is_never_executed_twice(engine, algo_dir):
+    write_algorithm(algo_dir, "buyer", HOLDER)
+    instance = add_instance(engine, "NVDA", "buyer")
+    when = engine.clock.now()
+    engine.cycle(when)
+    assert engine.cycle(when).outcomes == {}
+    assert status(instance).shares == 1
+    assert Run.select().count() == 1
+
+
+def test_instances_added_or_stopped_elsewhere_are_picked_up_next_cycle(engine, algo_dir):
+    write_algorithm(algo_dir, "buyer", HOLDER)
+    first = add_instance(engine, "NVDA", "buyer")
+    # Another process's writes: straight to the database, bypassing this engine.
+    other = Instance.create(display_name="other", algorithm_type="buyer", ticker="TSLA",
+                            initial_capital=1000, status="running", created_at=engine.clock.now(),
+                            cash=1000)
+    cycle(engine)
+    assert {r.instance_id for r in Run.select()} == {first.id, other.id}
+    assert engine.market_data.subscriptions["TSLA"] == 1
+    Instance.update(status="stopped").where(Instance.id == other.id).execute()
+    report = cycle(engine)
+    assert report.outcomes == {"executed": 1}
+    assert engine.market_data.subscriptions["TSLA"] == 0

@@ -74,7 +74,10 @@ def test_insufficient_cash_is_rejected_and_the_instance_keeps_running(engine, al
     assert run.outcome == "rejected"
     assert "insufficient cash" in run.reason and "100,000.00" in run.reason
     assert (fresh(instance).status, fresh(instance).cash, fresh(instance).shares) == (
-        "running", 500.0, 0)
+        "running",
+        500.0,
+        0,
+    )
     cycle(engine)
     assert fresh(instance).shares == 1
 
@@ -150,46 +153,74 @@ def test_delete_removes_the_instance_and_its_history(engine, algo_dir):
 
 @pytest.mark.parametrize(
     ("symbol", "capital", "message"),
-    [("", 100, "enter a symbol"), ("TOOLONGSYMBOL", 100, "1 to 10 letters"),
-     ("NV1DA", 100, "1 to 10 letters"), ("NV DA", 100, "1 to 10 letters"),
-     ("NVDA", 0, "greater than 0"), ("NVDA", -5, "greater than 0"),
-     ("NVDA", math.nan, "finite"), ("NVDA", math.inf, "finite"), ("NVDA", "abc", "not a number"),
-     ("NVDA", 100_000.01, "more than the available cash")],
+    [
+        ("", 100, "enter a symbol"),
+        ("TOOLONGSYMBOL", 100, "1 to 10 letters"),
+        ("NV1DA", 100, "1 to 10 letters"),
+        ("NV DA", 100, "1 to 10 letters"),
+        ("NVDA", 0, "greater than 0"),
+        ("NVDA", -5, "greater than 0"),
+        ("NVDA", math.nan, "finite"),
+        ("NVDA", math.inf, "finite"),
+        ("NVDA", "abc", "not a number"),
+        ("NVDA", 100_000.01, "more than the available cash"),
+    ],
 )
 def test_bad_input_creates_nothing(engine, symbol, capital, message):
     with pytest.raises(InstanceError, match=message):
-        instances.create(symbol, "x", capital, algorithms=[Scanned("x")],
-                         starting_balance=100_000, clock=engine.clock)
+        instances.create(
+            symbol,
+            "x",
+            capital,
+            algorithms=[Scanned("x")],
+            starting_balance=100_000,
+            clock=engine.clock,
+        )
     assert Instance.select().count() == 0
 
 
 def test_unavailable_or_unknown_algorithm_creates_nothing(engine):
     scan = [Scanned("good"), Scanned("bad", False, "SyntaxError: invalid syntax (line 3)")]
     with pytest.raises(InstanceError, match=r"not available: SyntaxError.*line 3"):
-        instances.create("NVDA", "bad", 100, algorithms=scan, starting_balance=1e5,
-                         clock=engine.clock)
+        instances.create(
+            "NVDA", "bad", 100, algorithms=scan, starting_balance=1e5, clock=engine.clock
+        )
     with pytest.raises(InstanceError, match="no algorithm named 'nope'; available: good"):
-        instances.create("NVDA", "nope", 100, algorithms=scan, starting_balance=1e5,
-                         clock=engine.clock)
+        instances.create(
+            "NVDA", "nope", 100, algorithms=scan, starting_balance=1e5, clock=engine.clock
+        )
     assert Instance.select().count() == 0
 
 
 def test_creation_writes_one_running_row(engine):
-    instance = instances.create(" nvda ", "sma", "2,500", algorithms=[Scanned("sma")],
-                                starting_balance=1e5, clock=engine.clock)
+    instance = instances.create(
+        " nvda ",
+        "sma",
+        "2,500",
+        algorithms=[Scanned("sma")],
+        starting_balance=1e5,
+        clock=engine.clock,
+    )
     local = engine.clock.now().astimezone()
     assert instance.display_name == f"NVDA_sma_{local:%Y%m%d_%H%M%S}"
     assert (instance.ticker, instance.status, instance.initial_capital, instance.cash) == (
-        "NVDA", "running", 2_500.0, 2_500.0)
-    twin = instances.create("NVDA", "sma", 100, algorithms=[Scanned("sma")],
-                            starting_balance=1e5, clock=engine.clock)
+        "NVDA",
+        "running",
+        2_500.0,
+        2_500.0,
+    )
+    twin = instances.create(
+        "NVDA", "sma", 100, algorithms=[Scanned("sma")], starting_balance=1e5, clock=engine.clock
+    )
     assert twin.display_name == instance.display_name + "_2"  # duplicates allowed, names unique
 
 
 def test_broker_is_pure():
     broker = PaperBroker()
     assert broker.execute(Decision("buy", 2), 100.0, 0, "X", 50.0) == Fill(
-        "buy", 2, 50.0, 0.0, 0.0, 2)
+        "buy", 2, 50.0, 0.0, 0.0, 2
+    )
     assert isinstance(broker.execute(Decision("buy", 3), 100.0, 0, "X", 50.0), Rejection)
-    assert isinstance(PaperBroker(commission=5).execute(Decision("sell", 1), 0.0, 1, "X", 1.0),
-                      Rejection)
+    assert isinstance(
+        PaperBroker(commission=5).execute(Decision("sell", 1), 0.0, 1, "X", 1.0), Rejection
+    )

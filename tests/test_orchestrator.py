@@ -54,8 +54,10 @@ FAULTS = {
         "    def run(self, current_time, algo_id): return 'hold', 0\n",
         "ValueError: bad init",
     ),
-    "raise_on_import": ("import nonexistent_module_xyz\nclass Algorithm: pass\n",
-                        "ModuleNotFoundError: No module named 'nonexistent_module_xyz'"),
+    "raise_on_import": (
+        "import nonexistent_module_xyz\nclass Algorithm: pass\n",
+        "ModuleNotFoundError: No module named 'nonexistent_module_xyz'",
+    ),
     "syntax_error": ("class Algorithm:\n    def run(self\n", "SyntaxError:"),
     "no_class": ("class Strategy:\n    pass\n", "no top-level class named Algorithm"),
     "sys_exit": (
@@ -90,7 +92,10 @@ def test_fault_fails_only_its_instance(engine, algo_dir, fault):
 
 
 def test_traceback_points_into_the_users_file(engine, algo_dir):
-    write_algorithm(algo_dir, "deep", """
+    write_algorithm(
+        algo_dir,
+        "deep",
+        """
         def helper(x):
             return 1 / x
 
@@ -100,7 +105,8 @@ def test_traceback_points_into_the_users_file(engine, algo_dir):
 
             def run(self, current_time, algo_id):
                 return helper(0)
-    """)
+    """,
+    )
     instance = add_instance(engine, "NVDA", "deep")
     cycle(engine)
     trace = Run.get(Run.instance == instance.id).traceback
@@ -123,9 +129,21 @@ def test_failed_instance_is_not_rerun_until_restart(engine, algo_dir):
 
 @pytest.mark.parametrize(
     "value",
-    ["None", "'buy'", "('buy',)", "('buy', 1, 2)", "('BUY', 1)", "('purchase', 1)",
-     "('buy', 1.0)", "('buy', True)", "('buy', -1)", "('buy', '1')", "{'buy': 1}",
-     "(1, 'buy')", "('buy', None)"],
+    [
+        "None",
+        "'buy'",
+        "('buy',)",
+        "('buy', 1, 2)",
+        "('BUY', 1)",
+        "('purchase', 1)",
+        "('buy', 1.0)",
+        "('buy', True)",
+        "('buy', -1)",
+        "('buy', '1')",
+        "{'buy': 1}",
+        "(1, 'buy')",
+        "('buy', None)",
+    ],
 )
 def test_invalid_return_fails_with_the_value_quoted(engine, algo_dir, value):
     returning(algo_dir, "weird", value)
@@ -138,9 +156,14 @@ def test_invalid_return_fails_with_the_value_quoted(engine, algo_dir, value):
 
 @pytest.mark.parametrize(
     ("value", "outcome", "shares"),
-    [("('buy', 2)", "executed", 2), ("['buy', 3]", "executed", 3),
-     ("('buy', np.int64(4))", "executed", 4), ("('hold', 0)", "hold", 0),
-     ("('buy', 0)", "hold", 0), ("('sell', 0)", "hold", 0)],
+    [
+        ("('buy', 2)", "executed", 2),
+        ("['buy', 3]", "executed", 3),
+        ("('buy', np.int64(4))", "executed", 4),
+        ("('hold', 0)", "hold", 0),
+        ("('buy', 0)", "hold", 0),
+        ("('sell', 0)", "hold", 0),
+    ],
 )
 def test_valid_returns(engine, algo_dir, value, outcome, shares):
     returning(algo_dir, "fine", value)
@@ -190,7 +213,10 @@ def test_time_limit_fails_a_hung_run_without_delaying_others(make_engine, algo_d
 
 
 def test_output_is_captured_per_instance(engine, algo_dir):
-    write_algorithm(algo_dir, "talker", """
+    write_algorithm(
+        algo_dir,
+        "talker",
+        """
         import logging, sys
 
         class Algorithm:
@@ -203,17 +229,25 @@ def test_output_is_captured_per_instance(engine, algo_dir):
                 print("oops", file=sys.stderr)
                 logging.getLogger(__name__).warning("careful %s", self.ticker)
                 return "hold", 0
-    """)
+    """,
+    )
     a = add_instance(engine, "NVDA", "talker")
     b = add_instance(engine, "AAPL", "talker")
     cycle(engine)
 
     def lines(instance):
-        return [(o.stream, o.text) for o in
-                OutputLine.select().where(OutputLine.instance == instance.id).order_by(OutputLine.id)]
+        return [
+            (o.stream, o.text)
+            for o in OutputLine.select()
+            .where(OutputLine.instance == instance.id)
+            .order_by(OutputLine.id)
+        ]
 
-    assert lines(a)[:3] == [("stdout", "created for NVDA"), ("stdout", "run NVDA"),
-                            ("stderr", "oops")]
+    assert lines(a)[:3] == [
+        ("stdout", "created for NVDA"),
+        ("stdout", "run NVDA"),
+        ("stderr", "oops"),
+    ]
     assert lines(a)[3][0] == "log" and "careful NVDA" in lines(a)[3][1]
     assert ("stdout", "run AAPL") in lines(b) and ("stdout", "run NVDA") not in lines(b)
 
@@ -233,7 +267,10 @@ def test_every_run_is_journaled(engine, algo_dir, market):
 
 
 def test_run_receives_scheduled_time_and_its_id(engine, algo_dir):
-    write_algorithm(algo_dir, "echo", """
+    write_algorithm(
+        algo_dir,
+        "echo",
+        """
         class Algorithm:
             def __init__(self, ticker, initial_capital):
                 pass
@@ -241,7 +278,8 @@ def test_run_receives_scheduled_time_and_its_id(engine, algo_dir):
             def run(self, current_time, algo_id):
                 print(repr(current_time), algo_id)
                 return "hold", 0
-    """)
+    """,
+    )
     instance = add_instance(engine, "NVDA", "echo")
     scheduled = datetime(2024, 3, 13, 15, 32, 2, tzinfo=UTC)
     engine.clock.set(scheduled)
@@ -264,9 +302,15 @@ def test_instances_added_or_stopped_elsewhere_are_picked_up_next_cycle(engine, a
     write_algorithm(algo_dir, "buyer", HOLDER)
     first = add_instance(engine, "NVDA", "buyer")
     # Another process's writes: straight to the database, bypassing this engine.
-    other = Instance.create(display_name="other", algorithm_type="buyer", ticker="TSLA",
-                            initial_capital=1000, status="running", created_at=engine.clock.now(),
-                            cash=1000)
+    other = Instance.create(
+        display_name="other",
+        algorithm_type="buyer",
+        ticker="TSLA",
+        initial_capital=1000,
+        status="running",
+        created_at=engine.clock.now(),
+        cash=1000,
+    )
     cycle(engine)
     assert {r.instance_id for r in Run.select()} == {first.id, other.id}
     assert engine.market_data.subscriptions["TSLA"] == 1

@@ -68,7 +68,10 @@ def test_instances_of_one_algorithm_share_one_module(engine, algo_dir):
 
 
 def test_algorithm_object_is_created_once_per_instance(engine, algo_dir):
-    write_algorithm(algo_dir, "counter", """
+    write_algorithm(
+        algo_dir,
+        "counter",
+        """
         class Algorithm:
             def __init__(self, ticker, initial_capital):
                 self.runs = 0
@@ -77,7 +80,8 @@ def test_algorithm_object_is_created_once_per_instance(engine, algo_dir):
             def run(self, current_time, algo_id):
                 self.runs += 1
                 return "hold", self.runs
-    """)
+    """,
+    )
     instance = add_instance(engine, "NVDA", "counter", 1234.5)
     for _ in range(3):
         cycle(engine)

@@ -12,6 +12,7 @@ fails alone.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -34,7 +35,10 @@ _ENGINE_FILES = {
     str(Path(__file__).with_name(name))
     for name in ("orchestrator.py", "module_cache.py", "algorithm_loader.py", "worker_pool.py")
 }
+# How often the cycle thread records finished runs and checks for slow or overdue ones.
 _POLL_S = 0.05
+# A run taking longer than this lets another run start beside it (see WorkerPool).
+SLOW_RUN_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -70,17 +74,36 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     return message, "Traceback (most recent call last):\n" + text
 
 
-def _collect(outbox: queue.SimpleQueue[Job], timeout: float) -> list[Job]:
-    """Wait up to `timeout` for one finished job, then take every other one already there."""
-    try:
-        finished = [outbox.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            finished.append(outbox.get_nowait())
-        except queue.Empty:
-            return finished
+class _Finished:
+    """A cycle's finished jobs. The cycle thread wakes when all are in or its wait times out,
+    not on every job: waking per job made the cycle thread fight the workers for the GIL."""
+
+    def __init__(self, expected: int) -> None:
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._left = expected
+        self._lock = threading.Lock()
+        self.all_in = threading.Event()
+        if expected == 0:
+            self.all_in.set()
+
+    def put(self, job: Job) -> None:
+        self._jobs.put(job)
+        self.forget()
+
+    def forget(self) -> None:
+        """One job fewer to wait for (finished, or abandoned)."""
+        with self._lock:
+            self._left -= 1
+            if self._left <= 0:
+                self.all_in.set()
+
+    def drain(self) -> list[Job]:
+        finished = []
+        while True:
+            try:
+                finished.append(self._jobs.get_nowait())
+            except queue.Empty:
+                return finished
 
 
 class Orchestrator:
@@ -163,10 +186,11 @@ class Orchestrator:
         start = time.perf_counter()
         report = CycleReport(scheduled_at)
         self.capture.install()
-        outbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        to_run = self.running_instances(scheduled_at)
+        finished = _Finished(len(to_run))
         pending = {
-            self.pool.submit(self._run_one, instance, scheduled_at, outbox=outbox)
-            for instance in self.running_instances(scheduled_at)
+            self.pool.submit(self._run_one, instance, scheduled_at, outbox=finished)
+            for instance in to_run
         }
         prices: dict[str, float | None] = {}
 
@@ -176,13 +200,16 @@ class Orchestrator:
             return prices[symbol]
 
         while pending:
-            finished = _collect(outbox, self._wait_time(pending))
-            pending.difference_update(finished)
-            batch = [job.result for job in finished]
+            finished.all_in.wait(self._wait_time(pending))
+            done = finished.drain()
+            pending.difference_update(done)
+            self.pool.relieve(pending, SLOW_RUN_S)
+            batch = [job.result for job in done]
             now = time.monotonic()
             for job in list(pending):
                 overdue = job.started_at is not None and now - job.started_at >= self.time_limit
                 if overdue and self.pool.abandon(job, TimeoutError()):
+                    finished.forget()
                     pending.discard(job)
                     self.algorithms.pop(job.args[0].id, None)
                     batch.append(self._timed_out(job))
@@ -198,7 +225,8 @@ class Orchestrator:
         return report
 
     def _wait_time(self, pending: set[Job]) -> float:
+        """Until the next batch, or sooner if a time limit runs out before it."""
         started = [job.started_at for job in pending if job.started_at is not None]
-        if len(started) < len(pending) or not started:
+        if not started:
             return _POLL_S
-        return max(0.0, min(started) + self.time_limit - time.monotonic())
+        return min(_POLL_S, max(0.0, min(started) + self.time_limit - time.monotonic()))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from autotrader_desktop.clock import Clock, SystemClock
-from autotrader_desktop.database import Instance, Transaction, db
+from autotrader_desktop.database import Transaction, db
 
 _clock: Clock = SystemClock()
 
@@ -143,14 +143,19 @@ def get_transactions(algo_id: int) -> list[dict[str, Any]]:
 
 def get_position(algo_id: int) -> dict[str, Any]:
     """The instance's sub-account now: cash, shares, initial_capital (modern API only)."""
-    instance = Instance.get_or_none(Instance.id == algo_id)
-    if instance is None:
+    # Plain SQL: algorithms call this every minute, and peewee's query building cost more
+    # than the query itself.
+    row = (
+        db.connection()
+        .execute(
+            "SELECT cash, shares, initial_capital FROM algorithm_instances WHERE id = ?",
+            (algo_id,),
+        )
+        .fetchone()
+    )
+    if row is None:
         raise ValueError(f"no instance with id {algo_id}")
-    return {
-        "cash": instance.cash,
-        "shares": instance.shares,
-        "initial_capital": instance.initial_capital,
-    }
+    return {"cash": row[0], "shares": row[1], "initial_capital": row[2]}
 
 
 __all__ = ["get_data_for_algorithm", "get_position", "get_transactions", "set_clock"]

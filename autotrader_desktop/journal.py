@@ -78,8 +78,12 @@ def record(
             )
         }
         runs, updates, failures, output = [], [], [], []
+        filled_at = _ts(now())  # one fill time per batch: batches span <= 50 ms
+        stamps: dict[datetime, str] = {}
         for r in results:
-            scheduled = _ts(r.scheduled_at)
+            if r.scheduled_at not in stamps:
+                stamps[r.scheduled_at] = _ts(r.scheduled_at)
+            scheduled = stamps[r.scheduled_at]
             if r.instance_id not in accounts or (r.instance_id, scheduled) in done:
                 continue  # deleted meanwhile, or this run was already recorded
             cash, shares, status = accounts[r.instance_id]
@@ -102,7 +106,7 @@ def record(
                             fill.shares,
                             fill.price,
                             fill.commission,
-                            _ts(now()),
+                            filled_at,
                         ),
                     ).lastrowid
                     cash, shares = fill.cash_after, fill.shares_after

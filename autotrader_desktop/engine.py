@@ -114,8 +114,10 @@ class Engine:
         self.close()
 
     def close(self) -> None:
+        """Release threads, streams and modules, as the end of the process would."""
         self.pool.shutdown()
         self.capture.uninstall()
+        self.orchestrator.restart()
 
     def restart(self) -> int:
         """Clear the module cache like a process restart; failed instances get a fresh try.

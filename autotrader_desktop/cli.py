@@ -145,6 +145,11 @@ class Context:
             raise UserError(str(exc)) from None
         except OperationalError as exc:
             raise UserError(f"cannot open the database in {self.data_dir}: {exc}") from None
+        except OSError as exc:
+            raise UserError(
+                f"cannot use {self.data_dir} as the data directory ({exc.strerror or exc}); "
+                "choose another with --data-dir or AUTOTRADER_DATA_DIR"
+            ) from None
         self.settings = settings.load(
             {
                 "feed": args.feed,
@@ -155,9 +160,29 @@ class Context:
         )
         self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
 
+    def require_algorithm_dir(self) -> None:
+        """Refuse to run with a mistyped folder: every instance would fail on a missing file."""
+        folder = self.algorithm_dir
+        if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise UserError(
+                f"the algorithm folder {folder} {what}; choose a folder with --algorithm-dir, "
+                "AUTOTRADER_ALGORITHM_DIR or Settings"
+            )
+
+    def scan(self) -> list:
+        from autotrader_desktop import discovery
+
+        self.require_algorithm_dir()
+        try:
+            return discovery.scan(self.algorithm_dir)
+        except discovery.AlgorithmFolderError as exc:
+            raise UserError(str(exc)) from None
+
     def engine(self):
         from autotrader_desktop.engine import Engine
 
+        self.require_algorithm_dir()
         return Engine(self.settings, self.algorithm_dir)
 
 
@@ -189,9 +214,7 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def cmd_algorithms(ctx: Context, args: argparse.Namespace) -> int:
-    from autotrader_desktop import discovery
-
-    found = discovery.scan(ctx.algorithm_dir)
+    found = ctx.scan()
     if args.json:
         print(
             json.dumps(
@@ -219,14 +242,13 @@ def cmd_algorithms(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
-    from autotrader_desktop import discovery
     from autotrader_desktop.clock import SystemClock
 
     instance = instances.create(
         args.symbol,
         args.algorithm,
         args.capital,
-        algorithms=discovery.scan(ctx.algorithm_dir),
+        algorithms=ctx.scan(),
         starting_balance=ctx.settings.starting_balance,
         clock=SystemClock(),
     )
@@ -306,7 +328,10 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     instance = instances.get(args.id)
     if not args.yes and sys.stdin.isatty():
         count = Transaction.select().where(Transaction.algorithm == instance.id).count()
-        answer = input(f"Delete {instance.display_name} and its {count} trades? [y/N] ")
+        try:
+            answer = input(f"Delete {instance.display_name} and its {count} trades? [y/N] ")
+        except EOFError:
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
@@ -349,6 +374,8 @@ def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.require_algorithm_dir()
+
     async def main() -> None:
         engine = ctx.engine()
         stop = asyncio.Event()

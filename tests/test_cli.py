@@ -1,0 +1,590 @@
+"""SPEC §8: every command of the command line, its output formats, and every bad input.
+
+Commands run in-process through `cli.main([...])` against tmp directories; a few run as
+real processes through `python -m autotrader_desktop` and the `autotrader-desktop` script.
+A bad input must exit non-zero with an actionable message on stderr, no traceback, and
+leave the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autotrader_desktop import __version__, cli
+from tests.conftest import write_algorithm
+from tests.helpers import (
+    VENV_BIN,
+    count,
+    dump,
+    instance_rows,
+    query,
+    run_cli_subprocess,
+    scalar,
+    subprocess_env,
+)
+
+BUYER = """
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        self.ticker = ticker
+
+    def run(self, current_time, algo_id):
+        return "buy", 1
+"""
+
+# Appends its process id to counter.imports each time the module is executed, and one
+# line per run (pid, instance id, Algorithm object id, runs of that object) to counter.runs.
+COUNTER = """
+import os
+from pathlib import Path
+
+_here = Path(__file__)
+with open(_here.with_suffix(".imports"), "a") as f:
+    f.write(f"{os.getpid()}\\n")
+
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        self.runs = 0
+
+    def run(self, current_time, algo_id):
+        self.runs += 1
+        with open(_here.with_suffix(".runs"), "a") as f:
+            f.write(f"{os.getpid()} {algo_id} {id(self)} {self.runs}\\n")
+        return "hold", 0
+"""
+
+BROKEN = """
+class Algorithm:
+    def run(self, current_time, algo_id:
+        return "hold", 0
+"""
+
+NO_CLASS = """
+def run(current_time, algo_id):
+    return "hold", 0
+"""
+
+DISPLAY_NAME = re.compile(r"^(?P<symbol>[A-Z.]+)_(?P<algo>\w+?)_\d{8}_\d{6}(_\d+)?$")
+LIST_FIELDS = [
+    "id",
+    "display_name",
+    "ticker",
+    "algorithm_type",
+    "status",
+    "code_version",
+    "initial_capital",
+    "cash",
+    "shares",
+    "value",
+    "pnl",
+    "trades",
+    "error",
+]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Dirs:
+    data: Path
+    algorithms: Path
+
+    def options(self) -> list[str]:
+        return ["--data-dir", str(self.data), "--algorithm-dir", str(self.algorithms)]
+
+
+def run(capsys, dirs: Dirs | None, *args: str) -> Result:
+    """`autotrader-desktop [dirs' options] args...` in this process."""
+    argv = [*(dirs.options() if dirs else []), *args]
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse errors, --version
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return Result(code, out, err)
+
+
+def ok(capsys, dirs: Dirs, *args: str) -> Result:
+    result = run(capsys, dirs, *args)
+    assert result.code == 0, result.err
+    assert result.err == ""
+    return result
+
+
+@pytest.fixture
+def dirs(tmp_path) -> Dirs:
+    folder = tmp_path / "algorithm"
+    folder.mkdir()
+    write_algorithm(folder, "buyer", BUYER)
+    write_algorithm(folder, "counter", COUNTER)
+    write_algorithm(folder, "broken", BROKEN)
+    return Dirs(tmp_path / "data", folder)
+
+
+# --- a populated data directory, built once through the CLI and copied per test ---------
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Dirs:
+    """Instance 1: NVDA buyer, running, holding 1 share. Instance 2: AAPL buyer, stopped
+    after buying and selling 1 share. Plus the three algorithm files of `dirs`."""
+    root = tmp_path_factory.mktemp("template")
+    folder = root / "algorithm"
+    folder.mkdir()
+    for name, body in (("buyer", BUYER), ("counter", COUNTER), ("broken", BROKEN)):
+        write_algorithm(folder, name, body)
+    made = Dirs(root / "data", folder)
+    for argv in (
+        ["add", "NVDA", "buyer", "10000"],
+        ["add", "AAPL", "buyer", "5000"],
+        ["cycle"],
+        ["stop", "2"],
+    ):
+        assert cli.main([*made.options(), *argv]) == 0, argv
+    return made
+
+
+@pytest.fixture
+def populated(template, tmp_path) -> Dirs:
+    copy = Dirs(tmp_path / "populated" / "data", tmp_path / "populated" / "algorithm")
+    shutil.copytree(template.data, copy.data)
+    shutil.copytree(template.algorithms, copy.algorithms)
+    rows = instance_rows(copy.data)
+    assert [(r["id"], r["status"], r["shares"], r["trade_count"]) for r in rows] == [
+        (1, "running", 1, 1),
+        (2, "stopped", 0, 2),
+    ]
+    return copy
+
+
+# --- algorithms -------------------------------------------------------------------------
+
+
+def test_algorithms_json_lists_every_file_with_its_verdict(capsys, dirs):
+    write_algorithm(dirs.algorithms, "no_class", NO_CLASS)
+    write_algorithm(dirs.algorithms, "_private", BUYER)
+    found = json.loads(ok(capsys, dirs, "algorithms", "--json").out)
+    assert all(list(entry) == ["name", "path", "available", "error"] for entry in found)
+    by_name = {entry["name"]: entry for entry in found}
+    assert sorted(by_name) == ["broken", "buyer", "counter", "no_class"]
+    assert by_name["buyer"] == {
+        "name": "buyer",
+        "path": str(dirs.algorithms / "buyer.py"),
+        "available": True,
+        "error": None,
+    }
+    assert by_name["broken"]["available"] is False
+    assert "SyntaxError" in by_name["broken"]["error"]
+    assert "line 3" in by_name["broken"]["error"]
+    assert by_name["no_class"]["available"] is False
+    assert "Algorithm" in by_name["no_class"]["error"]
+
+
+def test_algorithms_table_shows_reasons_and_rescans_every_time(capsys, dirs):
+    table = ok(capsys, dirs, "algorithms").out
+    lines = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert lines["buyer"].split()[1] == "available"
+    assert lines["broken"].split()[1] == "excluded"
+    assert "SyntaxError" in lines["broken"]
+    (dirs.algorithms / "buyer.py").rename(dirs.algorithms / "renamed.py")
+    names = [line.split()[0] for line in ok(capsys, dirs, "algorithms").out.splitlines()[1:]]
+    assert names == ["broken", "counter", "renamed"]
+
+
+def test_algorithms_in_an_empty_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    empty = Dirs(tmp_path / "data", tmp_path / "empty")
+    assert "no algorithm files" in ok(capsys, empty, "algorithms").out
+    assert json.loads(ok(capsys, empty, "algorithms", "--json").out) == []
+
+
+# --- add --------------------------------------------------------------------------------
+
+
+def test_add_prints_id_and_display_name(capsys, dirs):
+    out = ok(capsys, dirs, "add", "NVDA", "buyer", "10000").out
+    instance_id, name = out.rstrip("\n").split("\t")
+    [row] = instance_rows(dirs.data)
+    assert int(instance_id) == row["id"]
+    assert name == row["display_name"]
+    match = DISPLAY_NAME.match(name)
+    assert match and match["symbol"] == "NVDA" and match["algo"] == "buyer"
+    assert row["status"] == "running"
+    assert row["initial_capital"] == row["cash"] == 10_000
+    assert row["code_version"] is None  # not loaded at creation
+
+
+def test_add_json_is_the_created_instance(capsys, dirs):
+    created = json.loads(ok(capsys, dirs, "add", "  brk.b ", "buyer", "2,500.5", "--json").out)
+    assert list(created) == LIST_FIELDS
+    [row] = instance_rows(dirs.data)
+    assert created == {
+        "id": row["id"],
+        "display_name": row["display_name"],
+        "ticker": "BRK.B",  # trimmed and upper-cased
+        "algorithm_type": "buyer",
+        "status": "running",
+        "code_version": None,
+        "initial_capital": 2500.5,
+        "cash": 2500.5,
+        "shares": 0,
+        "value": 2500.5,
+        "pnl": 0,
+        "trades": 0,
+        "error": None,
+    }
+    assert created["display_name"].startswith("BRK.B_buyer_")
+
+
+def test_duplicate_instances_get_unique_names(capsys, dirs):
+    first = json.loads(ok(capsys, dirs, "add", "NVDA", "buyer", "100", "--json").out)
+    second = json.loads(ok(capsys, dirs, "add", "nvda", "buyer", "100", "--json").out)
+    assert first["id"] != second["id"]
+    assert first["display_name"] != second["display_name"]
+    assert all(DISPLAY_NAME.match(i["display_name"]) for i in (first, second))
+    assert count(dirs.data, "algorithm_instances") == 2
+
+
+def test_add_may_use_all_available_cash_but_no_more(capsys, dirs):
+    ok(capsys, dirs, "add", "NVDA", "buyer", "60000")
+    ok(capsys, dirs, "add", "AMD", "buyer", "40000")
+    result = run(capsys, dirs, "add", "INTC", "buyer", "0.01")
+    assert result.code != 0
+    assert "more than the available cash 0.00" in result.err
+
+
+# --- list -------------------------------------------------------------------------------
+
+
+def test_list_json_fields_and_values(capsys, populated):
+    rows = json.loads(ok(capsys, populated, "list", "--json").out)
+    assert [list(r) for r in rows] == [LIST_FIELDS, LIST_FIELDS]
+    running, stopped = rows
+    source = (populated.algorithms / "buyer.py").read_bytes()
+    assert running["code_version"] == hashlib.sha256(source).hexdigest()
+    assert (running["id"], running["ticker"], running["status"]) == (1, "NVDA", "running")
+    assert (running["shares"], running["trades"], running["error"]) == (1, 1, None)
+    [db_row] = query(populated.data, "SELECT * FROM algorithm_instances WHERE id = 1")
+    price = scalar(populated.data, "SELECT price FROM transactions WHERE algorithm_id = 1")
+    assert running["cash"] == pytest.approx(10_000 - price)
+    assert running["value"] == pytest.approx(running["cash"] + db_row["last_price"])
+    assert running["pnl"] == pytest.approx(running["value"] - 10_000)
+    assert (stopped["status"], stopped["shares"], stopped["trades"]) == ("stopped", 0, 2)
+    assert stopped["value"] == pytest.approx(stopped["cash"])
+
+
+def test_list_table_and_account_line(capsys, populated):
+    out = ok(capsys, populated, "list").out
+    header, first, second, *rest = out.splitlines()
+    assert header.split()[:5] == ["ID", "NAME", "SYMBOL", "ALGORITHM", "STATUS"]
+    assert first.split()[:5] == [
+        "1",
+        instance_rows(populated.data)[0]["display_name"],
+        "NVDA",
+        "buyer",
+        "running",
+    ]
+    assert second.split()[4] == "stopped"
+    assert any(line.startswith("available cash") and "account value" in line for line in rest)
+
+
+def test_list_of_nothing(capsys, dirs):
+    assert json.loads(ok(capsys, dirs, "list", "--json").out) == []
+
+
+def test_global_options_also_after_the_command_and_from_the_environment(
+    capsys, populated, monkeypatch
+):
+    after = run(capsys, None, "list", "--json", "--data-dir", str(populated.data))
+    assert after.code == 0 and len(json.loads(after.out)) == 2
+    monkeypatch.setenv("AUTOTRADER_DATA_DIR", str(populated.data))
+    monkeypatch.setenv("AUTOTRADER_ALGORITHM_DIR", str(populated.algorithms))
+    from_env = run(capsys, None, "list", "--json")
+    assert from_env.code == 0 and json.loads(from_env.out) == json.loads(after.out)
+    names = [f["name"] for f in json.loads(run(capsys, None, "algorithms", "--json").out)]
+    assert names == ["broken", "buyer", "counter"]
+
+
+def test_version(capsys):
+    result = run(capsys, None, "--version")
+    assert result.code == 0
+    assert result.out.strip() == f"autotrader-desktop {__version__}"
+
+
+# --- stop, delete, trades ---------------------------------------------------------------
+
+
+def test_stop_sells_the_open_position(capsys, populated):
+    out = ok(capsys, populated, "stop", "1").out
+    assert out.startswith("stopped 1 ")
+    row = instance_rows(populated.data)[0]
+    assert (row["status"], row["shares"], row["trade_count"]) == ("stopped", 0, 2)
+    assert row["stopped_at"] is not None
+    trades = query(populated.data, "SELECT * FROM transactions WHERE algorithm_id = 1 ORDER BY id")
+    assert [(t["type"], t["shares"]) for t in trades] == [("buy", 1), ("sell", 1)]
+    assert row["cash"] == pytest.approx(10_000 - trades[0]["price"] + trades[1]["price"])
+
+
+def test_delete_removes_the_instance_and_its_history(capsys, populated):
+    assert ok(capsys, populated, "delete", "2", "--yes").out.startswith("deleted 2 ")
+    assert [r["id"] for r in instance_rows(populated.data)] == [1]
+    assert query(populated.data, "SELECT * FROM transactions WHERE algorithm_id = 2") == []
+    assert query(populated.data, "SELECT * FROM runs WHERE instance_id = 2") == []
+    assert query(populated.data, "SELECT * FROM output_lines WHERE instance_id = 2") == []
+
+
+def test_delete_asks_for_confirmation_on_a_terminal(capsys, populated, monkeypatch):
+    before = dump(populated.data)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    result = run(capsys, populated, "delete", "2")
+    assert result.code != 0
+    assert "Delete " in result.out and "2 trades? [y/N]" in result.out
+    assert "nothing deleted" in result.out
+    monkeypatch.setattr("sys.stdin", Terminal(""))  # end of input: no
+    assert run(capsys, populated, "delete", "2").code != 0
+    assert dump(populated.data) == before
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert run(capsys, populated, "delete", "2").code == 0
+    assert [r["id"] for r in instance_rows(populated.data)] == [1]
+
+
+def test_trades_csv(capsys, populated):
+    out = ok(capsys, populated, "trades", "2", "--csv").out
+    assert out.splitlines()[0] == "id,algorithm_id,type,shares,price,timestamp"
+    rows = list(csv.DictReader(io.StringIO(out)))
+    stored = query(
+        populated.data,
+        "SELECT * FROM transactions WHERE algorithm_id = 2 ORDER BY timestamp DESC, id DESC",
+    )
+    assert [r["type"] for r in rows] == ["sell", "buy"]  # newest first
+    assert rows == [
+        {
+            "id": str(t["id"]),
+            "algorithm_id": "2",
+            "type": t["type"],
+            "shares": str(t["shares"]),
+            "price": str(t["price"]),
+            "timestamp": rows[i]["timestamp"],
+        }
+        for i, t in enumerate(stored)
+    ]
+    iso_utc = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+    assert all(iso_utc.fullmatch(r["timestamp"]) for r in rows)
+
+
+def test_trades_table_and_no_trades(capsys, populated, dirs):
+    table = ok(capsys, populated, "trades", "2").out.splitlines()
+    assert table[0].split() == ["ID", "ALGORITHM_ID", "TYPE", "SHARES", "PRICE", "TIMESTAMP"]
+    assert [line.split()[2] for line in table[1:]] == ["sell", "buy"]
+    ok(capsys, dirs, "add", "NVDA", "buyer", "100")
+    assert "has no trades yet" in ok(capsys, dirs, "trades", "1").out
+    assert ok(capsys, dirs, "trades", "1", "--csv").out == (
+        "id,algorithm_id,type,shares,price,timestamp\n"
+    )
+
+
+# --- cycle ------------------------------------------------------------------------------
+
+
+def test_cycle_count_runs_n_cycles_with_one_module_cache(capsys, dirs):
+    ok(capsys, dirs, "add", "NVDA", "counter", "1000")
+    ok(capsys, dirs, "add", "AMD", "counter", "1000")
+    out = ok(capsys, dirs, "cycle", "--count", "3").out
+    assert len(re.findall(r"^cycle .* UTC: 2 hold ", out, re.MULTILINE)) == 3
+
+    me = str(os.getpid())
+    imports = (dirs.algorithms / "counter.imports").read_text().split()
+    assert imports.count(me) == 1  # loaded once for both instances and all three cycles
+    runs = [line.split() for line in (dirs.algorithms / "counter.runs").read_text().splitlines()]
+    assert all(pid == me for pid, *_ in runs)
+    by_instance: dict[str, list[tuple[str, str]]] = {}
+    for _, algo_id, obj, n in runs:
+        by_instance.setdefault(algo_id, []).append((obj, n))
+    assert sorted(by_instance) == ["1", "2"]
+    for calls in by_instance.values():
+        assert len({obj for obj, _ in calls}) == 1  # one Algorithm object per instance
+        assert [n for _, n in calls] == ["1", "2", "3"]
+    assert count(dirs.data, "runs") == 6
+    scheduled = query(dirs.data, "SELECT DISTINCT scheduled_at FROM runs")
+    assert len(scheduled) == 3
+
+
+def test_cycle_trades_and_records_the_code_version(capsys, dirs):
+    ok(capsys, dirs, "add", "NVDA", "buyer", "10000")
+    out = ok(capsys, dirs, "cycle", "--count", "2").out
+    assert len(re.findall(r"^cycle .*: 1 executed ", out, re.MULTILINE)) == 2
+    [row] = instance_rows(dirs.data)
+    assert (row["shares"], row["trade_count"]) == (2, 2)
+    expected = hashlib.sha256((dirs.algorithms / "buyer.py").read_bytes()).hexdigest()
+    assert row["code_version"] == expected
+
+
+def test_cycle_without_instances(capsys, dirs):
+    assert "no running instances" in ok(capsys, dirs, "cycle").out
+
+
+# --- real processes: python -m and the console script -----------------------------------
+
+
+def test_python_dash_m_and_console_script(dirs):
+    env = subprocess_env(dirs.data, dirs.algorithms)
+    added = run_cli_subprocess(["add", "nvda", "buyer", "1000", "--json"], env)
+    assert added.returncode == 0, added.stderr
+    created = json.loads(added.stdout)
+    assert list(created) == LIST_FIELDS and created["ticker"] == "NVDA"
+
+    script = VENV_BIN / "autotrader-desktop"
+    assert script.exists()
+    import subprocess
+
+    def console(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    cycled = console("cycle", "--count", "2")
+    assert cycled.returncode == 0, cycled.stderr
+    assert len(re.findall(r"^cycle .*: 1 executed", cycled.stdout, re.MULTILINE)) == 2
+    listed = console("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert (row["id"], row["shares"], row["trades"]) == (created["id"], 2, 2)
+    found = console("algorithms", "--json")
+    assert found.returncode == 0
+    assert {f["name"]: f["available"] for f in json.loads(found.stdout)} == {
+        "broken": False,
+        "buyer": True,
+        "counter": True,
+    }
+
+    # Real stderr of a real process: the message, no traceback, for user mistakes.
+    missing = console("--algorithm-dir", str(dirs.algorithms / "nope"), "cycle")
+    assert missing.returncode != 0
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    bad_env = run_cli_subprocess(["list"], {**env, "AUTOTRADER_RUN_TIME_LIMIT": "abc"})
+    assert bad_env.returncode != 0
+    assert "AUTOTRADER_RUN_TIME_LIMIT" in bad_env.stderr
+    assert "Traceback" not in bad_env.stderr
+    assert count(dirs.data, "runs") == 2
+
+
+# --- every bad input --------------------------------------------------------------------
+
+BAD_INPUTS = [
+    # (id, argv, environment, what stderr must say)
+    ("empty symbol", ["add", "", "buyer", "100"], {}, "enter a symbol"),
+    ("blank symbol", ["add", "   ", "buyer", "100"], {}, "enter a symbol"),
+    ("long symbol", ["add", "ABCDEFGHIJK", "buyer", "100"], {}, "1 to 10 letters"),
+    ("digits", ["add", "NVDA1", "buyer", "100"], {}, "'NVDA1' is not valid"),
+    ("inner space", ["add", "NV DA", "buyer", "100"], {}, "is not valid"),
+    ("punctuation", ["add", "NV-DA", "buyer", "100"], {}, "is not valid"),
+    ("unknown algorithm", ["add", "NVDA", "nosuch", "100"], {}, "available: buyer, counter"),
+    ("excluded algorithm", ["add", "NVDA", "broken", "100"], {}, "not available: SyntaxError"),
+    ("private file", ["add", "NVDA", "_private", "100"], {}, "no algorithm named '_private'"),
+    ("capital 0", ["add", "NVDA", "buyer", "0"], {}, "greater than 0"),
+    ("capital -5", ["add", "NVDA", "buyer", "-5"], {}, "greater than 0"),
+    ("capital nan", ["add", "NVDA", "buyer", "nan"], {}, "finite"),
+    ("capital inf", ["add", "NVDA", "buyer", "inf"], {}, "finite"),
+    ("capital 1e400", ["add", "NVDA", "buyer", "1e400"], {}, "finite"),
+    ("capital abc", ["add", "NVDA", "buyer", "abc"], {}, "'abc' is not a number"),
+    ("capital empty", ["add", "NVDA", "buyer", ""], {}, "is not a number"),
+    ("over available", ["add", "NVDA", "buyer", "95000"], {}, "more than the available cash"),
+    ("missing arguments", ["add", "NVDA"], {}, "required"),
+    ("stop unknown id", ["stop", "99"], {}, "no instance with id 99"),
+    ("stop non-numeric", ["stop", "abc"], {}, "'abc' is not an instance id"),
+    ("stop stopped", ["stop", "2"], {}, "already stopped"),
+    ("delete unknown id", ["delete", "99", "--yes"], {}, "no instance with id 99"),
+    ("delete non-numeric", ["delete", "x1", "--yes"], {}, "'x1' is not an instance id"),
+    ("delete running", ["delete", "1", "--yes"], {}, "is running; stop it first"),
+    ("trades unknown id", ["trades", "99"], {}, "no instance with id 99"),
+    ("trades non-numeric", ["trades", "1.5", "--csv"], {}, "'1.5' is not an instance id"),
+    ("cycle count 0", ["cycle", "--count", "0"], {}, "must be 1 or more"),
+    ("cycle count -2", ["cycle", "--count", "-2"], {}, "must be 1 or more"),
+    ("cycle count x", ["cycle", "--count", "x"], {}, "not a whole number"),
+    ("every 0", ["headless", "--every", "0"], {}, "must be a number of seconds > 0"),
+    ("every -1", ["headless", "--every", "-1"], {}, "must be a number of seconds > 0"),
+    ("every nan", ["headless", "--every", "nan"], {}, "must be a number of seconds > 0"),
+    ("every abc", ["headless", "--every", "abc"], {}, "'abc' is not a number"),
+    ("feed bogus", ["--feed", "bogus", "list"], {}, "invalid choice: 'bogus'"),
+    ("unknown command", ["frobnicate"], {}, "invalid choice: 'frobnicate'"),
+    (
+        "env time limit",
+        ["cycle"],
+        {"AUTOTRADER_RUN_TIME_LIMIT": "abc"},
+        "AUTOTRADER_RUN_TIME_LIMIT: run_time_limit must be a number (got 'abc')",
+    ),
+    ("env time limit 0", ["cycle"], {"AUTOTRADER_RUN_TIME_LIMIT": "0"}, "greater than 0"),
+    ("env feed", ["list"], {"AUTOTRADER_FEED": "bogus"}, "AUTOTRADER_FEED: feed must be one of"),
+    ("env balance", ["add", "NVDA", "buyer", "1"], {"AUTOTRADER_STARTING_BALANCE": "-1"}, ">= 0"),
+    ("env workers", ["cycle"], {"AUTOTRADER_WORKERS": "0"}, "workers must be between 1 and 256"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [pytest.param(argv, env, message, id=name) for name, argv, env, message in BAD_INPUTS],
+)
+def test_bad_input_changes_nothing(capsys, caplog, monkeypatch, populated, argv, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = dump(populated.data)
+    result = run(capsys, populated, *argv)
+    assert result.code != 0
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert dump(populated.data) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["algorithms"], ["add", "NVDA", "buyer", "100"], ["cycle"], ["headless", "--every", "1"]],
+)
+@pytest.mark.parametrize("problem", ["missing", "a file"])
+def test_bad_algorithm_folder(capsys, populated, tmp_path, command, problem):
+    folder = tmp_path / "not-there"
+    if problem == "a file":
+        folder.write_text("")
+    before = dump(populated.data)
+    result = run(
+        capsys, None, "--data-dir", str(populated.data), "--algorithm-dir", str(folder), *command
+    )
+    assert result.code != 0
+    expected = "does not exist" if problem == "missing" else "is a file, not a folder"
+    assert f"{folder} {expected}" in result.err
+    assert "--algorithm-dir" in result.err
+    assert "Traceback" not in result.err
+    assert dump(populated.data) == before
+
+
+def test_data_dir_that_is_a_file(capsys, tmp_path, dirs):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = run(capsys, None, "--data-dir", str(not_a_dir), "list")
+    assert result.code != 0
+    assert f"cannot use {not_a_dir} as the data directory" in result.err
+    assert "Traceback" not in result.err
+    assert not_a_dir.read_text() == ""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NoReturn
@@ -88,7 +87,9 @@ def main() -> NoReturn:
     # os.dup makes the copy non-inheritable, so processes user code starts do not get it.
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
     os.dup2(2, 1)
-    jobs = json.loads(sys.stdin.buffer.read())
+    # At the fd level: sys.stdin may be None in a windowed (frozen) build.
+    with open(0, "rb", closefd=False) as stdin:
+        jobs = json.loads(stdin.read())
     # User code that reads stdin gets end-of-file rather than our pipe.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

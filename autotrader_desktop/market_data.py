@@ -1,67 +1,423 @@
-"""Market data as the engine sees it: subscriptions, latest prices, stored history.
+"""Market data as the engine and the window see it: subscriptions, prices, bars, feed status.
 
-STAND-IN (issue 2): prices come straight from the deterministic price path and history is
-written to the database on subscribe. Issue 3 replaces this with the live feed
-(feed/client.py + feed/simulator.py) behind the same interface.
+One code path for every feed; only URLs and credentials differ:
+- "sim": the embedded simulator (feed/simulator.py) on its own thread, at a free port on
+  127.0.0.1, with placeholder credentials;
+- "alpaca-iex" / "alpaca-sip": Alpaca's stream and data URLs (or `stream_url` /
+  `history_url` from the settings), with the key and secret from credentials.py;
+- "none": no market data at all.
+
+While started (`start()`, on the app's event loop) the stream client feeds the bar
+aggregator; completed bars go to the database through the bar writer thread; a reconnect
+backfills the gap from the history API, and so does a first subscription.
+
+Without `start()` (short-lived CLI processes) `prepare()` still stores history and
+`latest_price()` asks the latest-trade endpoint. For the simulator that needs no server:
+the history client calls the simulator's REST handler in-process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any
 
+from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
-from autotrader_desktop.database import Bar, db
-from autotrader_desktop.feed import price_path
+from autotrader_desktop.database import db
+from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
+from autotrader_desktop.feed.client import CONNECTED, OFF, STOPPED, Backoff, FeedClient, FeedStatus
+from autotrader_desktop.feed.history import HistoryClient, HistoryError
+from autotrader_desktop.feed.protocol import Frame, MinuteBar
+from autotrader_desktop.feed.simulator import Simulator, SimulatorThread
+from autotrader_desktop.settings import Settings
 
-HISTORY = timedelta(days=2)
+log = logging.getLogger(__name__)
+
+ALPACA_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
+ALPACA_HISTORY_URL = "https://data.alpaca.markets"
+MIN_BARS = 200
+# How far back a symbol's history goes when it has fewer than MIN_BARS, and the longest
+# gap filled in one go. The simulator trades around the clock; NYSE needs a long weekend
+# plus a holiday to be sure of 200 minutes.
+LOOKBACK_S = {"sim": 2 * 86_400, "alpaca": 5 * 86_400}
+FLUSH_INTERVAL_S = 0.25
+# How long a latest-trade answer stands in for a price when no stream is running.
+PRICE_CACHE_S = 1.0
+SIM_CREDENTIALS = credentials.Credentials("simulator", "simulator")
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class MarketData:
-    """Reference-counted symbol subscriptions and the latest trade price per symbol."""
+    """Reference-counted symbol subscriptions, latest prices, minute bars and feed status.
 
-    def __init__(self, clock: Clock, seed: int = price_path.DEFAULT_SEED) -> None:
+    Thread-safety: `subscribe`, `unsubscribe`, `prepare`, `latest_price`, `symbols` and
+    `subscriptions` may be called from any thread; `prepare` blocks (history over the
+    network). Everything else, and the `on_status`/`on_bar` callbacks, run on the event
+    loop that called `start()`.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: Settings | None = None,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.feed = self.settings.feed
         self._clock = clock
-        self._seed = seed
+        self._backoff = backoff
+        self._lock = threading.Lock()
         self._subscriptions: Counter[str] = Counter()
+        self._prepared: set[str] = set()
+        self._fallback_prices: dict[str, tuple[float, float]] = {}  # price, monotonic time
+        self._simulator = Simulator(clock, self.settings.simulator_seed)
+        self._history: HistoryClient | None = None
+        self._aggregator = BarAggregator()
+        self._last_message: dict[str, float] = {}
+        self._last_data_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: FeedClient | None = None
+        self._writer: BarWriter | None = None
+        self._sim_thread: SimulatorThread | None = None
+        self._tasks: set[asyncio.Task] = set()  # everything running on the loop
+        self._streaming: set[asyncio.Task] = set()  # of which: the client and the flusher
+        self._was_connected = False
+        self.status = FeedStatus(OFF)
+        # Listeners, called on the event loop: status changes; bars as (bar, completed) -
+        # the in-progress bar after each frame that changed it, completed/corrected bars
+        # when they are handed to the database.
+        self.on_status: list[Callable[[FeedStatus], None]] = []
+        self.on_bar: list[Callable[[MinuteBar, bool], None]] = []
+
+    # --- endpoints --------------------------------------------------------------------------
+
+    @property
+    def _lookback(self) -> int:
+        return LOOKBACK_S["sim" if self.feed == "sim" else "alpaca"]
+
+    def _credentials(self) -> credentials.Credentials:
+        if self.feed == "sim":
+            return SIM_CREDENTIALS
+        found = credentials.load()
+        if found is None:
+            raise credentials.CredentialsError(credentials.missing_message())
+        return found
+
+    def _history_client(self) -> HistoryClient | None:
+        """The history client, created on first use (the keyring is only read when needed)."""
+        with self._lock:
+            if self._history is None and self.feed == "sim":
+                self._history = HistoryClient("sim:", transport=self._simulator.rest)
+            elif self._history is None and self.feed.startswith("alpaca"):
+                self._history = HistoryClient(
+                    self.settings.history_url or ALPACA_HISTORY_URL,
+                    self._credentials(),
+                    feed=self.feed.removeprefix("alpaca-"),
+                )
+            return self._history
+
+    # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to the feed (nothing to do for the stand-in)."""
+        """Start streaming (and, for "sim", the simulator) on the running event loop."""
+        if self.feed == "none":
+            return
+        loop = asyncio.get_running_loop()
+        if self.feed == "sim":
+            self._sim_thread = SimulatorThread(self._simulator)
+            await asyncio.to_thread(self._sim_thread.start)
+            stream_url = self._sim_thread.stream_url
+            with self._lock:
+                # The server is up: from now on history goes over HTTP, like Alpaca's.
+                self._history = HistoryClient(self._sim_thread.history_url, SIM_CREDENTIALS)
+        else:
+            variant = self.feed.removeprefix("alpaca-")
+            stream_url = self.settings.stream_url or ALPACA_STREAM_URL.format(feed=variant)
+        try:
+            creds = await asyncio.to_thread(self._credentials)
+        except credentials.CredentialsError as exc:
+            log.error("market data: %s", exc)
+            self._status_changed(FeedStatus("auth failed", str(exc)))
+            return
+        self._writer = BarWriter()
+        self._client = FeedClient(
+            stream_url,
+            creds,
+            self._on_frame,
+            on_status=self._status_changed,
+            backoff=self._backoff,
+        )
+        with self._lock:
+            # Together, so that a subscribe() from another thread is either in this
+            # snapshot or sees the loop and forwards itself.
+            symbols = sorted(self._subscriptions)
+            self._client.subscribe(symbols)
+            self._loop = loop
+        self._streaming.add(self._spawn(self._client.run()))
+        self._streaming.add(self._spawn(self._flush_periodically()))
+        if symbols:
+            self._spawn(asyncio.to_thread(self.prepare, symbols))
 
     async def stop(self) -> None:
-        """Disconnect from the feed (nothing to do for the stand-in)."""
+        """Disconnect, store every bar aggregated so far and stop the simulator."""
+        with self._lock:
+            self._loop = None
+        for task in self._streaming:
+            task.cancel()
+        # Backfills run on threads that cannot be cancelled: let them finish their writes.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._streaming.clear()
+        if self._writer is not None:
+            await self.flush()
+            await asyncio.to_thread(self._writer.close)
+            self._writer = None
+        if self._sim_thread is not None:
+            await asyncio.to_thread(self._sim_thread.stop)
+            self._sim_thread = None
+        self._client = None
+        if self.status.state not in (OFF, STOPPED):
+            self._status_changed(FeedStatus(STOPPED))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- subscriptions ----------------------------------------------------------------------
 
     @property
     def symbols(self) -> set[str]:
-        return {symbol for symbol, count in self._subscriptions.items() if count > 0}
+        with self._lock:
+            return {symbol for symbol, count in self._subscriptions.items() if count > 0}
+
+    @property
+    def subscriptions(self) -> Counter[str]:
+        """How many subscribers each symbol has (a copy)."""
+        with self._lock:
+            return Counter(self._subscriptions)
 
     def subscribe(self, symbol: str) -> None:
-        self._subscriptions[symbol] += 1
-        if self._subscriptions[symbol] == 1:
-            self.prepare([symbol])
+        """Add a subscriber; the first one subscribes the feed and backfills history."""
+        with self._lock:
+            self._subscriptions[symbol] += 1
+            if self._subscriptions[symbol] == 1:
+                self._forward(symbol)
 
     def unsubscribe(self, symbol: str) -> None:
-        if self._subscriptions[symbol] > 0:
-            self._subscriptions[symbol] -= 1
-        if self._subscriptions[symbol] == 0:
-            del self._subscriptions[symbol]
+        """Remove a subscriber; the last one unsubscribes the feed."""
+        with self._lock:
+            if self._subscriptions[symbol] > 0:
+                self._subscriptions[symbol] -= 1
+            if self._subscriptions[symbol] == 0:
+                del self._subscriptions[symbol]
+                self._forward(symbol)
 
-    def prepare(self, symbols: list[str]) -> None:
-        """Make sure recent history is stored for `symbols` (blocking; call off the GUI thread)."""
-        now = int(self._clock.now().timestamp())
-        start = now - int(HISTORY.total_seconds())
+    def _forward(self, symbol: str) -> None:
+        """Bring the stream in line with the counts for `symbol` (call with the lock held)."""
+        loop = self._loop
+        if loop is None:
+            return  # not streaming: start() subscribes to whatever is counted then
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            loop.call_soon(self._sync_subscription, symbol)
+        else:
+            loop.call_soon_threadsafe(self._sync_subscription, symbol)
+
+    def _sync_subscription(self, symbol: str) -> None:
+        client = self._client
+        if client is None:
+            return
+        with self._lock:
+            wanted = self._subscriptions[symbol] > 0
+        if wanted and symbol not in client.symbols:
+            client.subscribe([symbol])
+            self._spawn(asyncio.to_thread(self.prepare, [symbol]))
+        elif not wanted and symbol in client.symbols:
+            client.unsubscribe([symbol])
+            self._last_message.pop(symbol, None)
+
+    # --- history ----------------------------------------------------------------------------
+
+    def prepare(self, symbols: list[str]) -> list[str]:
+        """Make sure at least MIN_BARS completed bars of each symbol are stored, and that
+        nothing is missing since the newest one. Blocking: call it off the event loop.
+
+        Returns the symbols whose history could not be fetched (the reason is logged):
+        a network or credentials problem must not stop the engine's cycle.
+        """
+        try:
+            history = self._history_client()
+        except credentials.CredentialsError as exc:
+            log.warning("market data: no history for %s: %s", ", ".join(symbols), exc)
+            return list(symbols)
+        if history is None:
+            return []
+        last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
+        streaming = self.status.state == CONNECTED
+        failed = []
         for symbol in symbols:
-            newest = Bar.select(Bar.t).where(Bar.symbol == symbol).order_by(Bar.t.desc()).scalar()
-            first = max(start, newest + 60) if newest is not None else start
-            # Bars whose minute has closed: t + 60 <= now.
-            rows = price_path.minute_bars(symbol, first, now - 59, self._seed)
-            with db.atomic():
-                for chunk in range(0, len(rows), 5000):
-                    Bar.insert_many(
-                        [(symbol, *row) for row in rows[chunk : chunk + 5000]],
-                        fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v],
-                    ).on_conflict_ignore().execute()
+            with self._lock:
+                # While the stream is up it keeps a prepared symbol's bars complete.
+                if symbol in self._prepared and streaming and self._subscriptions[symbol]:
+                    continue
+            rows = (
+                db.connection()
+                .execute(
+                    "SELECT t FROM bars WHERE symbol = ? AND t <= ? ORDER BY t DESC LIMIT ?",
+                    (symbol, last_complete, MIN_BARS),
+                )
+                .fetchall()
+            )
+            start = last_complete - self._lookback
+            if len(rows) >= MIN_BARS:
+                start = max(start, rows[0][0] + 60)
+            if start <= last_complete:
+                try:
+                    bars = history.bars([symbol], start, last_complete)[symbol]
+                except HistoryError as exc:
+                    log.warning("market data: no history for %s: %s", symbol, exc)
+                    failed.append(symbol)
+                    continue
+                store(bars)
+                log.info("market data: stored %d bars of %s history", len(bars), symbol)
+            with self._lock:
+                self._prepared.add(symbol)
+        return failed
+
+    async def _backfill_gap(self, since: float) -> None:
+        """After a reconnect: the server's bars from the minute the stream went quiet."""
+        symbols = sorted(self.symbols)
+        history = self._history
+        last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
+        start = max(int(since) // 60 * 60, last_complete - self._lookback)
+        if not symbols or history is None or start > last_complete:
+            return
+        try:
+            found = await asyncio.to_thread(history.bars, symbols, start, last_complete)
+        except HistoryError as exc:
+            log.warning("market data: could not backfill the gap after reconnecting: %s", exc)
+            return
+        for bars in found.values():
+            self._aggregator.apply_bars(bars)
+        log.info(
+            "market data: backfilled %d bars since %s",
+            sum(len(bars) for bars in found.values()),
+            time.strftime("%H:%M", time.gmtime(start)),
+        )
+
+    # --- the stream -------------------------------------------------------------------------
+
+    def _status_changed(self, status: FeedStatus) -> None:
+        self.status = status
+        if status.state == CONNECTED:
+            if self._was_connected and self._last_data_at is not None:
+                self._spawn(self._backfill_gap(self._last_data_at))
+            self._was_connected = True
+        for listener in self.on_status:
+            try:
+                listener(status)
+            except Exception:
+                log.exception("market data status listener failed")
+
+    def _on_frame(self, frame: Frame) -> None:
+        now = self._clock.now().timestamp()
+        aggregator, last = self._aggregator, self._last_message
+        if frame.bars:
+            aggregator.apply_bars(frame.bars)
+            for bar in frame.bars:
+                last[bar.symbol] = now
+        if frame.trades:
+            aggregator.add_trades(frame.trades)
+            for trade in frame.trades:
+                last[trade.symbol] = now
+        self._last_data_at = now
+        if self.on_bar:
+            for symbol in {trade.symbol for trade in frame.trades}:
+                bar = aggregator.in_progress(symbol)
+                if bar is not None:
+                    self._notify_bar(bar, False)
+
+    def _notify_bar(self, bar: MinuteBar, completed: bool) -> None:
+        for listener in self.on_bar:
+            try:
+                listener(bar, completed)
+            except Exception:
+                log.exception("market data bar listener failed")
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self._flush()
+
+    def _flush(self) -> Future[None] | None:
+        if self._writer is None:
+            return None
+        self._aggregator.close_minutes(self._clock.now().timestamp())
+        rows, merges = self._aggregator.take_pending()
+        if self.on_bar:
+            for row in rows:
+                self._notify_bar(MinuteBar(*row), True)
+        return self._writer.submit(rows, merges)
+
+    async def flush(self) -> None:
+        """Hand everything aggregated so far to the database and wait until it is stored."""
+        future = self._flush()
+        if future is not None:
+            await asyncio.wrap_future(future)
+
+    # --- what the engine and the window read ------------------------------------------------
 
     def latest_price(self, symbol: str) -> float | None:
-        """Price of the latest trade; thread-safe."""
-        return price_path.price_at(symbol, self._clock.now(), self._seed)
+        """Price of the latest trade; thread-safe.
+
+        The streamed price when there is one. Otherwise the latest-trade endpoint, asked
+        only off the event loop (it blocks) and cached: while streaming, until a trade
+        streams in; without a stream, for PRICE_CACHE_S.
+        """
+        price = self._aggregator.last_price(symbol)
+        if price is not None:
+            return price
+        with self._lock:
+            cached = self._fallback_prices.get(symbol)
+        streaming = self._client is not None
+        if cached is not None and (streaming or time.monotonic() - cached[1] < PRICE_CACHE_S):
+            return cached[0]
+        if _on_event_loop():
+            return cached[0] if cached else None
+        try:
+            history = self._history_client()
+            price = history.latest_price(symbol) if history is not None else None
+        except (HistoryError, credentials.CredentialsError) as exc:
+            log.warning("market data: no latest price for %s: %s", symbol, exc)
+            return cached[0] if cached else None
+        if price is not None:
+            with self._lock:
+                self._fallback_prices[symbol] = (price, time.monotonic())
+        return price
+
+    def in_progress_bar(self, symbol: str) -> MinuteBar | None:
+        """The bar of the minute in progress, from streamed trades (for the live candle)."""
+        return self._aggregator.in_progress(symbol)
+
+    def message_age(self, symbol: str) -> float | None:
+        """Seconds since the stream last said something about `symbol` (None: never)."""
+        last = self._last_message.get(symbol)
+        return None if last is None else self._clock.now().timestamp() - last

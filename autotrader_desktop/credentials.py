@@ -1,0 +1,65 @@
+"""The Alpaca API key and secret: from the environment, else from the OS keyring.
+
+APCA_API_KEY_ID / APCA_API_SECRET_KEY (Alpaca's own variable names) override what is stored.
+The secret is never written to the database, a file or a log line; `Credentials` keeps it
+out of its repr so that it cannot leak through logging or a traceback either.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import keyring
+import keyring.errors
+
+log = logging.getLogger(__name__)
+
+SERVICE = "AutoTrader Desktop"
+KEY_ENV = "APCA_API_KEY_ID"
+SECRET_ENV = "APCA_API_SECRET_KEY"
+
+
+class CredentialsError(RuntimeError):
+    """The key and secret cannot be found or stored; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key_id: str
+    secret_key: str = field(repr=False)
+
+
+def load() -> Credentials | None:
+    """The environment's key pair if both variables are set, else the keyring's, else None."""
+    key_id, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+    if key_id and secret:
+        return Credentials(key_id, secret)
+    try:
+        key_id = keyring.get_password(SERVICE, KEY_ENV)
+        secret = keyring.get_password(SERVICE, SECRET_ENV)
+    except keyring.errors.KeyringError as exc:
+        # Only the exception type: some backends put request details in the message.
+        log.warning("the OS keyring is not available (%s)", type(exc).__name__)
+        return None
+    return Credentials(key_id, secret) if key_id and secret else None
+
+
+def save(credentials: Credentials) -> None:
+    """Store the key pair in the OS keyring (the Settings dialog does this)."""
+    try:
+        keyring.set_password(SERVICE, KEY_ENV, credentials.key_id)
+        keyring.set_password(SERVICE, SECRET_ENV, credentials.secret_key)
+    except keyring.errors.KeyringError as exc:
+        raise CredentialsError(
+            f"could not store the API key in the OS keyring ({type(exc).__name__}); "
+            f"set {KEY_ENV} and {SECRET_ENV} in the environment instead"
+        ) from None
+
+
+def missing_message() -> str:
+    return (
+        "no Alpaca API key: enter it in Settings (stored in the OS keyring) "
+        f"or set {KEY_ENV} and {SECRET_ENV}"
+    )

@@ -1,0 +1,186 @@
+"""Minute bars from the stream: trades aggregated per (symbol, minute start UTC), persisted.
+
+A bar covers [t, t + 60 s). The aggregator lives on the event loop and only touches memory;
+completed and corrected bars collect in a pending set that the owner hands, every fraction
+of a second, to `BarWriter`, which writes them on its own thread in one transaction.
+
+Who decides a bar's values:
+- trades build the bar of their minute; the minute completes when a trade of a later
+  minute arrives or the clock passes its end, and a late trade re-opens nothing but
+  corrects the completed bar (and it is written again);
+- the server's bars ("b", its corrections "u", and REST backfill) replace ours: they saw
+  every trade, we may have missed some (the minute we subscribed in, a reconnect). After
+  that, trades for that minute are ignored: the server sends "u" if the bar changes.
+Recent minutes stay in memory (`retention`) so that corrections keep exact open/close
+order; a late trade for an older minute is merged in SQL (high, low, volume).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from autotrader_desktop.database import db, write_transaction
+from autotrader_desktop.feed.protocol import MinuteBar, Trade
+
+log = logging.getLogger(__name__)
+
+# A bar in memory is a list, mutated in place on the hot path:
+# [open, high, low, close, volume, first trade second, last trade second, state].
+_OPEN, _COMPLETED, _SERVER = 0, 1, 2
+RETENTION_S = 2 * 3600
+
+Row = tuple[str, int, float, float, float, float, float]  # symbol, t, o, h, l, c, v
+Merge = tuple[str, int, float, float]  # symbol, t, price, size
+
+_UPSERT = (
+    "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (symbol, t) DO UPDATE SET "
+    "o = excluded.o, h = excluded.h, l = excluded.l, c = excluded.c, v = excluded.v"
+)
+_MERGE = (
+    "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?1, ?2, ?3, ?3, ?3, ?3, ?4) "
+    "ON CONFLICT (symbol, t) DO UPDATE SET "
+    "h = max(h, excluded.h), l = min(l, excluded.l), v = v + excluded.v"
+)
+
+
+class BarAggregator:
+    """Trades and server bars in, live bars and pending writes out. Not thread-safe."""
+
+    def __init__(self, retention: int = RETENTION_S) -> None:
+        self.retention = retention
+        self._bars: dict[str, dict[int, list]] = {}  # symbol -> minute -> bar
+        self._latest: dict[str, int] = {}  # symbol -> newest minute seen
+        self._horizon = 0  # every minute before this one has ended by the clock
+        self._pending: dict[tuple[str, int], list] = {}
+        self._merges: list[Merge] = []
+
+    def add_trades(self, trades: Iterable[Trade]) -> None:
+        bars_of, latest, pending, horizon = self._bars, self._latest, self._pending, self._horizon
+        for symbol, price, size, minute, second in trades:
+            minutes = bars_of.get(symbol)
+            if minutes is None:
+                minutes = bars_of[symbol] = {}
+            bar = minutes.get(minute)
+            if bar is not None:
+                state = bar[7]
+                if state == _SERVER:
+                    continue
+                if price > bar[1]:
+                    bar[1] = price
+                if price < bar[2]:
+                    bar[2] = price
+                bar[4] += size
+                if second < bar[5]:
+                    bar[0], bar[5] = price, second
+                if second >= bar[6]:
+                    bar[3], bar[6] = price, second
+                if state == _COMPLETED:
+                    pending[symbol, minute] = bar
+                continue
+            newest = latest.get(symbol)
+            if newest is None or minute > newest:
+                if newest is not None:
+                    self._complete(symbol, newest)
+                closed = minute < horizon  # a lagging feed: the clock has moved on
+                bar = [price, price, price, price, size, second, second, int(closed)]
+                minutes[minute] = bar
+                latest[symbol] = minute
+                if closed:
+                    pending[symbol, minute] = bar
+            else:
+                # Older than anything in memory: merge into whatever the database holds.
+                self._merges.append((symbol, minute, price, size))
+
+    def _complete(self, symbol: str, minute: int) -> None:
+        bar = self._bars[symbol][minute]
+        if bar[7] == _OPEN:
+            bar[7] = _COMPLETED
+            self._pending[symbol, minute] = bar
+
+    def apply_bars(self, bars: Iterable[MinuteBar]) -> None:
+        """The server's bars (stream "b"/"u", REST backfill): they replace ours."""
+        for symbol, t, o, h, low, c, v in bars:
+            bar = [o, h, low, c, v, 0.0, 60.0, _SERVER]
+            minutes = self._bars.setdefault(symbol, {})
+            newest = self._latest.get(symbol)
+            if newest is None or t > newest:
+                if newest is not None:
+                    self._complete(symbol, newest)
+                self._latest[symbol] = t
+            if t == self._latest[symbol] or t >= self._horizon - self.retention:
+                minutes[t] = bar
+            self._pending[symbol, t] = bar
+
+    def close_minutes(self, now: float) -> None:
+        """Complete the bars whose minute has ended by `now` (epoch s); forget old ones."""
+        horizon = int(now) // 60 * 60
+        if horizon <= self._horizon:
+            return
+        self._horizon = horizon
+        cutoff = horizon - self.retention
+        for symbol, newest in self._latest.items():
+            if newest < horizon:
+                self._complete(symbol, newest)
+            minutes = self._bars[symbol]
+            for minute in [m for m in minutes if m < cutoff and m != newest]:
+                del minutes[minute]
+
+    def take_pending(self) -> tuple[list[Row], list[Merge]]:
+        """The bars completed or corrected since the last call, and late-trade merges."""
+        rows = [(s, t, b[0], b[1], b[2], b[3], b[4]) for (s, t), b in self._pending.items()]
+        merges = self._merges
+        self._pending, self._merges = {}, []
+        return rows, merges
+
+    def in_progress(self, symbol: str) -> MinuteBar | None:
+        """The bar of the minute in progress (what the live candle shows), if any."""
+        minute = self._latest.get(symbol)
+        if minute is None:
+            return None
+        bar = self._bars[symbol][minute]
+        if bar[7] != _OPEN:
+            return None
+        return MinuteBar(symbol, minute, *bar[:5])
+
+    def last_price(self, symbol: str) -> float | None:
+        """Close of the newest bar: the latest trade's price. Safe to call from any thread
+        (each step is a single dict read, atomic under the GIL; the newest bar is never
+        evicted)."""
+        minute = self._latest.get(symbol)
+        if minute is None:
+            return None
+        bar = self._bars[symbol].get(minute)
+        return bar[3] if bar is not None else None
+
+
+def store(rows: Sequence[Row], merges: Sequence[Merge] = ()) -> None:
+    """Write bars in one transaction: rows replace, merges widen high/low and add volume."""
+    with write_transaction():
+        connection = db.connection()
+        connection.executemany(_UPSERT, rows)
+        connection.executemany(_MERGE, merges)
+
+
+class BarWriter:
+    """Writes batches of bars on one background thread, in the order they were submitted."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bar-writer")
+
+    def submit(self, rows: list[Row], merges: list[Merge]) -> Future[None]:
+        future = self._executor.submit(store, rows, merges)
+        future.add_done_callback(_report_failure)
+        return future
+
+    def close(self) -> None:
+        """Finish what was submitted, then close the thread's database connection."""
+        self._executor.submit(db.close).result()
+        self._executor.shutdown(wait=True)
+
+
+def _report_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not store minute bars", exc_info=future.exception())

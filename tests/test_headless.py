@@ -69,6 +69,15 @@ def runs_recorded(data_dir, instance_id: int) -> int:
     return scalar(data_dir, "SELECT COUNT(*) FROM runs WHERE instance_id = ?", (instance_id,))
 
 
+def wait_for_runs(process, data_dir, instance_id: int, n: int, log) -> None:
+    """Until `n` runs of the instance are recorded; fails at once if the process ends."""
+    wait_until(
+        lambda: process.poll() is not None or runs_recorded(data_dir, instance_id) >= n,
+        message=f"{n} recorded runs of instance {instance_id}",
+    )
+    assert process.poll() is None, log.read_text()
+
+
 def assert_clean_log(text: str) -> None:
     if "asyncio.exceptions.CancelledError" in text:
         # Known bug (engine.py, Engine._scheduled_cycle): stopping the engine while a cycle
@@ -101,8 +110,7 @@ def test_headless_runs_cycles_until_signalled(folders, tmp_path, signum):
     )
     try:
         # Several cycles: the interval schedule keeps going.
-        wait_until(lambda: runs_recorded(data_dir, 1) >= 3, message="three recorded runs")
-        assert process.poll() is None, log.read_text()
+        wait_for_runs(process, data_dir, 1, 3, log)
         process.send_signal(signum)
         assert process.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()
     finally:
@@ -127,7 +135,7 @@ def test_headless_exits_on_sigterm_while_an_algorithm_hangs(folders, tmp_path):
         log,
     )
     try:
-        wait_until(lambda: runs_recorded(data_dir, 1) >= 1, message="the buyer's first run")
+        wait_for_runs(process, data_dir, 1, 1, log)
         assert runs_recorded(data_dir, 2) == 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()

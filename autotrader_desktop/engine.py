@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -133,6 +134,24 @@ class Engine:
             )
         log.info("engine restarted: module cache cleared, %d failed instance(s) retried", retried)
         return retried
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Take new trading settings now: costs, run time limit, starting balance, gating.
+
+        The feed, its URLs and the algorithm folder are kept: they take a new engine.
+        """
+        self.settings = dataclasses.replace(
+            settings,
+            feed=self.settings.feed,
+            stream_url=self.settings.stream_url,
+            history_url=self.settings.history_url,
+            algorithm_dir=self.settings.algorithm_dir,
+            simulator_seed=self.settings.simulator_seed,
+            workers=self.settings.workers,
+        )
+        self.broker.commission = settings.commission
+        self.broker.slippage_bps = settings.slippage_bps
+        self.orchestrator.time_limit = settings.run_time_limit
 
     # --- cycles -----------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ def is_open(at: datetime) -> bool:
     opens, closes = _sessions()
     when = _epoch(at)
     index = int(np.searchsorted(opens, when, side="right")) - 1
-    return index >= 0 and when < closes[index]
+    return bool(index >= 0 and when < closes[index])
 
 
 def next_open(at: datetime) -> datetime:

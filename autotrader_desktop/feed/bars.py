@@ -12,7 +12,8 @@ Who decides a bar's values:
   every trade, we may have missed some (the minute we subscribed in, a reconnect). After
   that, trades for that minute are ignored: the server sends "u" if the bar changes.
 Recent minutes stay in memory (`retention`) so that corrections keep exact open/close
-order; a late trade for an older minute is merged in SQL (high, low, volume).
+order. A late trade for a minute from before the stream began (whose bar came from the
+history API) or older than the retention is merged in SQL: high, low and volume.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class BarAggregator:
         self.retention = retention
         self._bars: dict[str, dict[int, list]] = {}  # symbol -> minute -> bar
         self._latest: dict[str, int] = {}  # symbol -> newest minute seen
+        self._first: dict[str, int] = {}  # symbol -> first minute the stream delivered
         self._horizon = 0  # every minute before this one has ended by the clock
         self._pending: dict[tuple[str, int], list] = {}
         self._merges: list[Merge] = []
@@ -81,6 +83,8 @@ class BarAggregator:
                     pending[symbol, minute] = bar
                 continue
             newest = latest.get(symbol)
+            if newest is None:
+                self._first[symbol] = minute
             if newest is None or minute > newest:
                 if newest is not None:
                     self._complete(symbol, newest)
@@ -90,8 +94,13 @@ class BarAggregator:
                 latest[symbol] = minute
                 if closed:
                     pending[symbol, minute] = bar
+            elif minute >= self._first[symbol] and minute >= horizon - self.retention:
+                # A late first trade for a minute the stream has covered: its own bar.
+                minutes[minute] = bar = [price, price, price, price, size, second, second, 1]
+                pending[symbol, minute] = bar
             else:
-                # Older than anything in memory: merge into whatever the database holds.
+                # Before the stream's time (history's bar, if any) or forgotten: merge into
+                # what the database holds, without clobbering it.
                 self._merges.append((symbol, minute, price, size))
 
     def _complete(self, symbol: str, minute: int) -> None:
@@ -106,6 +115,8 @@ class BarAggregator:
             bar = [o, h, low, c, v, 0.0, 60.0, _SERVER]
             minutes = self._bars.setdefault(symbol, {})
             newest = self._latest.get(symbol)
+            if newest is None:
+                self._first[symbol] = t
             if newest is None or t > newest:
                 if newest is not None:
                     self._complete(symbol, newest)

@@ -55,7 +55,8 @@ class ScriptedServer:
     - "silent": accepts the WebSocket and never says `connected`;
     - "402", "404", "406", "409": answers the auth message with that error and closes.
     Frames are pushed with `send`; `drop` cuts the TCP connection without a close frame.
-    REST requests go to `simulator` (deterministic history on the same clock).
+    REST requests go to `simulator` (deterministic history on the same clock), with HTTP 403
+    unless they carry KEY/SECRET in Alpaca's headers.
     """
 
     def __init__(self, simulator: Simulator | None = None, max_size: int = 2**24) -> None:
@@ -90,9 +91,11 @@ class ScriptedServer:
         if not request.path.startswith("/v2/stocks/"):
             return None
         assert self.simulator is not None
-        assert request.headers.get("APCA-API-KEY-ID") == KEY
-        assert request.headers.get("APCA-API-SECRET-KEY") == SECRET
-        status, payload = await asyncio.to_thread(self.simulator.rest, request.path)
+        keys = (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY"))
+        if keys != (KEY, SECRET):
+            status, payload = 403, {"message": "forbidden."}
+        else:
+            status, payload = await asyncio.to_thread(self.simulator.rest, request.path)
         body = json.dumps(payload).encode()
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return Response(status, "OK" if status == 200 else "Error", headers, body)

@@ -97,7 +97,9 @@ class ScriptedServer:
         else:
             status, payload = await asyncio.to_thread(self.simulator.rest, request.path)
         body = json.dumps(payload).encode()
-        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return Response(status, "OK" if status == 200 else "Error", headers, body)
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -147,9 +147,9 @@ def test_bad_requests(simulator, target, status, message):
 
 def test_history_errors_are_clear(simulator):
     client = HistoryClient("sim:", transport=lambda target: (401, {"message": "forbidden."}))
-    with pytest.raises(HistoryError, match="HTTP 401: forbidden. .check the API key"):
+    with pytest.raises(HistoryError, match=r"HTTP 401: forbidden\. \(check the API key"):
         client.bars(["AAPL"], LAST_COMPLETE, EPOCH_NOW)
-    with pytest.raises(HistoryError, match="cannot reach http://127.0.0.1:9"):
+    with pytest.raises(HistoryError, match=r"cannot reach http://127\.0\.0\.1:9"):
         HistoryClient("http://127.0.0.1:9", timeout=2).latest_price("AAPL")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
-from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
+from autotrader_desktop.feed.bars import BarAggregator, BarWriter, Row, store
 from autotrader_desktop.feed.client import CONNECTED, OFF, STOPPED, Backoff, FeedClient, FeedStatus
 from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.protocol import Frame, MinuteBar
@@ -81,9 +81,11 @@ class MarketData:
         self._clock = clock
         self._backoff = backoff
         self._lock = threading.Lock()
+        # One prepare() at a time: a second caller then finds the first one's bars stored.
+        self._prepare_lock = threading.Lock()
         self._subscriptions: Counter[str] = Counter()
         self._prepared: set[str] = set()
-        self._fallback_prices: dict[str, tuple[float, float]] = {}  # price, monotonic time
+        self._fallback_prices: dict[str, tuple[float, float]] = {}  # price, when (epoch s)
         self._simulator = Simulator(clock, self.settings.simulator_seed)
         self._history: HistoryClient | None = None
         self._aggregator = BarAggregator()
@@ -98,8 +100,8 @@ class MarketData:
         self._was_connected = False
         self.status = FeedStatus(OFF)
         # Listeners, called on the event loop: status changes; bars as (bar, completed) -
-        # the in-progress bar after each frame that changed it, completed/corrected bars
-        # when they are handed to the database.
+        # the in-progress bar after each frame that changed it, completed and corrected
+        # bars once they are stored.
         self.on_status: list[Callable[[FeedStatus], None]] = []
         self.on_bar: list[Callable[[MinuteBar, bool], None]] = []
 
@@ -270,6 +272,10 @@ class MarketData:
             return list(symbols)
         if history is None:
             return []
+        with self._prepare_lock:
+            return self._prepare(history, symbols)
+
+    def _prepare(self, history: HistoryClient, symbols: list[str]) -> list[str]:
         last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
         streaming = self.status.state == CONNECTED
         failed = []
@@ -372,10 +378,16 @@ class MarketData:
             return None
         self._aggregator.close_minutes(self._clock.now().timestamp())
         rows, merges = self._aggregator.take_pending()
-        if self.on_bar:
-            for row in rows:
-                self._notify_bar(MinuteBar(*row), True)
-        return self._writer.submit(rows, merges)
+        future = self._writer.submit(rows, merges)
+        if rows and self.on_bar:
+            # Listeners hear of completed bars once they are stored, so they can query them.
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._notify_stored, rows))
+        return future
+
+    def _notify_stored(self, rows: list[Row]) -> None:
+        for row in rows:
+            self._notify_bar(MinuteBar(*row), True)
 
     async def flush(self) -> None:
         """Hand everything aggregated so far to the database and wait until it is stored."""
@@ -398,7 +410,8 @@ class MarketData:
         with self._lock:
             cached = self._fallback_prices.get(symbol)
         streaming = self._client is not None
-        if cached is not None and (streaming or time.monotonic() - cached[1] < PRICE_CACHE_S):
+        now = self._clock.now().timestamp()
+        if cached is not None and (streaming or now - cached[1] < PRICE_CACHE_S):
             return cached[0]
         if _on_event_loop():
             return cached[0] if cached else None
@@ -410,7 +423,7 @@ class MarketData:
             return cached[0] if cached else None
         if price is not None:
             with self._lock:
-                self._fallback_prices[symbol] = (price, time.monotonic())
+                self._fallback_prices[symbol] = (price, now)
         return price
 
     def in_progress_bar(self, symbol: str) -> MinuteBar | None:

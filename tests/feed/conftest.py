@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import keyring
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -19,6 +21,19 @@ from websockets.http11 import Request, Response
 from autotrader_desktop.feed.simulator import Simulator
 
 KEY, SECRET = "test-key", "test-secret-value"
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch) -> dict[tuple[str, str], str]:
+    """The OS keyring, replaced by a dict: tests never read or write the user's real one."""
+    store: dict[tuple[str, str], str] = {}
+
+    def set_password(service: str, name: str, value: str) -> None:
+        store[service, name] = value
+
+    monkeypatch.setattr(keyring, "get_password", lambda service, name: store.get((service, name)))
+    monkeypatch.setattr(keyring, "set_password", set_password)
+    return store
 
 
 def run(coroutine: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:

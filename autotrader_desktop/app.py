@@ -1,0 +1,97 @@
+"""The desktop app: a Qt application on a qasync event loop, the engine, the window.
+
+One event loop runs everything of the GUI process: Qt's events and asyncio's (the
+scheduler, the feed client). The main coroutine shows the window, starts the engine and
+waits until the user quits: closing the window, Ctrl+Q, Ctrl+C in the terminal, or
+anything that makes the application quit (`aboutToQuit`). Then, with the loop still
+running, it stops the window's updates, the scheduler and the feed, in that order, and
+returns; the loop ends after it, and the CLI closes the database.
+
+Unexpected exceptions (in Qt slots, threads, or unawaited tasks) are shown in a dialog
+with the traceback to copy; the app keeps running.
+
+AUTOTRADER_SMOKE=1: quit with exit status 0 as soon as the window is shown and the
+engine started (the packaged app's smoke test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import qasync
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from autotrader_desktop.ui import theme
+from autotrader_desktop.ui.errors import ErrorReporter
+from autotrader_desktop.ui.main_window import TITLE, MainWindow, default_store
+
+if TYPE_CHECKING:
+    from autotrader_desktop.cli import Context
+
+log = logging.getLogger(__name__)
+
+SMOKE_ENV = "AUTOTRADER_SMOKE"
+# Python runs signal handlers only between bytecodes: wake it now and then so Ctrl+C works.
+SIGNAL_WAKE_MS = 250
+
+
+def run_gui(ctx: Context) -> int:
+    """Open the window and run until it is closed; returns the exit status."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(TITLE)
+    app.setApplicationDisplayName(TITLE)
+    app.setDesktopFileName("autotrader-desktop")
+    app.setWindowIcon(theme.app_icon())
+    # The main coroutine decides when the loop ends: after the engine has stopped.
+    app.setQuitOnLastWindowClosed(False)
+    reporter = ErrorReporter()
+    reporter.install()
+    try:
+        main = _main(ctx, app, reporter, smoke=os.environ.get(SMOKE_ENV) == "1")
+        if sys.version_info >= (3, 12):
+            return asyncio.run(main, loop_factory=qasync.QEventLoop)
+        return qasync.run(main)
+    finally:
+        reporter.uninstall()
+
+
+async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke: bool) -> int:
+    asyncio.get_running_loop().set_exception_handler(reporter.loop_exception_handler)
+    engine = ctx.engine()
+    window = MainWindow(engine, default_store())
+    quit_requested = asyncio.Event()
+    window.close_requested.connect(quit_requested.set)
+    app.aboutToQuit.connect(quit_requested.set)
+    previous_sigint = signal.signal(signal.SIGINT, lambda *_: quit_requested.set())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(SIGNAL_WAKE_MS)
+
+    window.show()
+    window.start()
+    try:
+        try:
+            await engine.start()
+        except Exception:
+            # The window still shows the instances and history; the error says what broke.
+            reporter.excepthook(*sys.exc_info())
+        else:
+            window.status.showMessage("Engine started", 5000)
+            window.refresh()
+        if smoke:
+            print(f"smoke: window shown ({window.isVisible()}), engine started", flush=True)
+            quit_requested.set()
+        await quit_requested.wait()
+    finally:
+        wake.stop()
+        signal.signal(signal.SIGINT, previous_sigint)
+        window.shutdown()
+        await engine.stop()
+        log.info("engine stopped, window closed")
+    return 0

@@ -1,0 +1,44 @@
+"""Core callbacks, which arrive on the engine's cycle thread, as queued Qt signals."""
+
+from __future__ import annotations
+
+import contextlib
+
+from PySide6.QtCore import QObject, Signal
+
+from autotrader_desktop.engine import Engine
+from autotrader_desktop.journal import RecordedRun
+from autotrader_desktop.orchestrator import CycleReport
+
+
+class EngineBridge(QObject):
+    """Lives on the GUI thread; its signals are emitted from the cycle thread.
+
+    Connect with Qt.QueuedConnection to objects on the GUI thread: the slots then run there,
+    never on the thread that emitted.
+    """
+
+    cycle_finished = Signal(object)  # CycleReport
+    runs_recorded = Signal(object)  # list[RecordedRun], one batch
+
+    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        engine.on_cycle.append(self._on_cycle)
+        engine.orchestrator.on_recorded.append(self._on_recorded)
+
+    def detach(self) -> None:
+        """Stop listening (the window is closing; a cycle may still be finishing)."""
+        with contextlib.suppress(ValueError):
+            self._engine.on_cycle.remove(self._on_cycle)
+        with contextlib.suppress(ValueError):
+            self._engine.orchestrator.on_recorded.remove(self._on_recorded)
+
+    # Called on the cycle thread. RuntimeError: the Qt object is already gone (quitting).
+    def _on_cycle(self, report: CycleReport) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.cycle_finished.emit(report)
+
+    def _on_recorded(self, recorded: list[RecordedRun]) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.runs_recorded.emit(recorded)

@@ -1,0 +1,262 @@
+"""The selected instance's history: trades, runs journal, captured output, last error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QPlainTextEdit,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from autotrader_desktop.ui import theme
+from autotrader_desktop.ui.instance_table import DRIFT_BADGES, short_version
+from autotrader_desktop.ui.queries import Details, InstanceRow
+
+Index = QModelIndex | QPersistentModelIndex
+Colouring = Callable[[tuple, int], QColor | None]
+
+
+def _local(when: datetime) -> str:
+    return f"{when.astimezone():%Y-%m-%d %H:%M:%S}"
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+class RecordsModel(QAbstractTableModel):
+    """Read-only rows of already formatted cells, with optional per-cell colours."""
+
+    def __init__(
+        self, headers: Sequence[str], numeric: set[int], colouring: Colouring | None = None
+    ) -> None:
+        super().__init__()
+        self._headers = list(headers)
+        self._numeric = numeric
+        self._colouring = colouring
+        self._rows: list[tuple] = []
+        self._raw: list[tuple] = []
+
+    def set_rows(self, cells: list[tuple], raw: list[tuple]) -> None:
+        self.beginResetModel()
+        self._rows, self._raw = cells, raw
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._headers)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self._headers[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self._rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.ForegroundRole and self._colouring is not None:
+            return self._colouring(self._raw[index.row()], index.column())
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in self._numeric:
+            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        return None
+
+
+def _table(model: RecordsModel) -> QTableView:
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().hide()
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
+    view.horizontalHeader().setStretchLastSection(True)
+    return view
+
+
+def _text_view() -> QPlainTextEdit:
+    view = QPlainTextEdit()
+    view.setReadOnly(True)
+    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    return view
+
+
+class DetailsWidget(QWidget):
+    TRADES, RUNS, OUTPUT, ERROR = range(4)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.instance_id: int | None = None
+        self._theme = theme.current()
+
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.trades = RecordsModel(
+            ["Time", "Type", "Shares", "Price", "Commission", "Amount"],
+            numeric={2, 3, 4, 5},
+            colouring=self._trade_colour,
+        )
+        self.runs = RecordsModel(
+            ["Scheduled", "Decision", "Outcome", "Fill price", "Duration", "Code version"],
+            numeric={3, 4},
+            colouring=self._run_colour,
+        )
+        self.trades_view = _table(self.trades)
+        self.runs_view = _table(self.runs)
+        self.output_view = _text_view()
+        self.error_view = _text_view()
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.trades_view, "Trades")
+        self.tabs.addTab(self.runs_view, "Runs")
+        self.tabs.addTab(self.output_view, "Output")
+        self.tabs.addTab(self.error_view, "Error")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tabs, 1)
+        self.show_instance(None)
+
+    def set_theme(self, current: theme.Theme) -> None:
+        self._theme = current
+        self.trades.layoutChanged.emit()
+        self.runs.layoutChanged.emit()
+
+    def show_instance(self, row: InstanceRow | None) -> None:
+        """The header for the selected instance (its history comes with set_details)."""
+        if row is None or row.id != self.instance_id:
+            self.instance_id = row.id if row else None
+            self._clear()
+        if row is None:
+            self.header.setText("<i>No instance selected</i>")
+            return
+        parts = [f"<b>{row.display_name}</b>", row.status]
+        version = f"code {short_version(row.code_version)}"
+        if row.drift in DRIFT_BADGES:
+            colour = self._theme.warning.name()
+            version += f' — <span style="color:{colour}">{row.drift.value}</span>'
+        parts.append(version)
+        if row.error:
+            parts.append(
+                f'<span style="color:{self._theme.loss.name()}">{escape(row.error)}</span>'
+            )
+        self.header.setText(" &nbsp;·&nbsp; ".join(parts))
+
+    def set_details(self, details: Details | None) -> None:
+        """The history read for an instance (None: it has been deleted meanwhile)."""
+        if details is None or details.instance_id != self.instance_id:
+            return  # the selection moved on while this was read
+        self._keep_scroll(self.trades_view, lambda: self._set_trades(details))
+        self._keep_scroll(self.runs_view, lambda: self._set_runs(details))
+        self._set_output(details)
+        self._set_error(details)
+
+    def _clear(self) -> None:
+        self.trades.set_rows([], [])
+        self.runs.set_rows([], [])
+        self.output_view.clear()
+        self.error_view.clear()
+        for tab, title in enumerate(("Trades", "Runs", "Output", "Error")):
+            self.tabs.setTabText(tab, title)
+
+    @staticmethod
+    def _keep_scroll(view: QTableView, update: Callable[[], None]) -> None:
+        bar = view.verticalScrollBar()
+        position = bar.value()
+        update()
+        bar.setValue(position)
+
+    def _set_trades(self, details: Details) -> None:
+        self.trades.set_rows(
+            [
+                (
+                    _local(when),
+                    kind,
+                    f"{shares:,}",
+                    _money(price),
+                    _money(commission),
+                    _money(shares * price),
+                )
+                for when, kind, shares, price, commission in details.trades
+            ],
+            details.trades,
+        )
+        self.tabs.setTabText(self.TRADES, f"Trades ({len(details.trades)})")
+
+    def _set_runs(self, details: Details) -> None:
+        self.runs.set_rows(
+            [
+                (
+                    _local(scheduled),
+                    decision or "—",
+                    f"{outcome}: {reason}" if reason else outcome,
+                    _money(fill),
+                    "—" if duration is None else f"{duration:,.0f} ms",
+                    short_version(version),
+                )
+                for scheduled, duration, version, decision, outcome, reason, fill in details.runs
+            ],
+            details.runs,
+        )
+        self.tabs.setTabText(self.RUNS, f"Runs ({len(details.runs)})")
+
+    def _set_output(self, details: Details) -> None:
+        view = self.output_view
+        at_end = view.verticalScrollBar().value() == view.verticalScrollBar().maximum()
+        view.setPlainText(
+            "\n".join(
+                f"{when.astimezone():%H:%M:%S} {stream:<6} {text}"
+                for when, stream, text in details.output
+            )
+            or "(nothing printed or logged yet)"
+        )
+        if at_end:
+            view.verticalScrollBar().setValue(view.verticalScrollBar().maximum())
+        self.tabs.setTabText(self.OUTPUT, f"Output ({len(details.output)})")
+
+    def _set_error(self, details: Details) -> None:
+        if details.error:
+            when = f" at {_local(details.failed_at)}" if details.failed_at else ""
+            text = f"Failed{when}: {details.error}\n\n{details.traceback or ''}"
+            title = "Error ⚠"
+        elif details.traceback:
+            text = (
+                f"No current error. The last failure, at {_local(details.failed_at)}, "
+                f"before the engine restarted:\n\n{details.traceback}"
+            )
+            title = "Error"
+        else:
+            text, title = "No errors.", "Error"
+        self.error_view.setPlainText(text)
+        self.tabs.setTabText(self.ERROR, title)
+
+    # --- colours ------------------------------------------------------------------------
+
+    def _trade_colour(self, raw: tuple, column: int) -> QColor | None:
+        if column == 1:
+            return self._theme.gain if raw[1] == "buy" else self._theme.loss
+        return None
+
+    def _run_colour(self, raw: tuple, column: int) -> QColor | None:
+        if column == 2:
+            return {"failed": self._theme.loss, "rejected": self._theme.warning}.get(raw[4])
+        return None

@@ -1,0 +1,412 @@
+"""The instance table: a model of InstanceRows, a filter, and the view with its filter bar.
+
+Updates never reset the model: changed rows get dataChanged, new ones are inserted, gone
+ones removed, so the selection, the sort order and the scroll position survive every
+refresh and every price tick.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from autotrader_desktop.module_cache import Drift
+from autotrader_desktop.ui import theme
+from autotrader_desktop.ui.queries import InstanceRow
+
+SORT_ROLE = Qt.ItemDataRole.UserRole
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class Column(enum.IntEnum):
+    NAME = 0
+    SYMBOL = enum.auto()
+    ALGORITHM = enum.auto()
+    VERSION = enum.auto()
+    STATUS = enum.auto()
+    CAPITAL = enum.auto()
+    CASH = enum.auto()
+    SHARES = enum.auto()
+    PRICE = enum.auto()
+    VALUE = enum.auto()
+    PNL = enum.auto()
+    PNL_PCT = enum.auto()
+    TRADES = enum.auto()
+    DECISION = enum.auto()
+    LAST_RUN = enum.auto()
+
+
+HEADERS = {
+    Column.NAME: "Name",
+    Column.SYMBOL: "Symbol",
+    Column.ALGORITHM: "Algorithm",
+    Column.VERSION: "Code version",
+    Column.STATUS: "Status",
+    Column.CAPITAL: "Capital",
+    Column.CASH: "Cash",
+    Column.SHARES: "Shares",
+    Column.PRICE: "Last price",
+    Column.VALUE: "Value",
+    Column.PNL: "P&L",
+    Column.PNL_PCT: "P&L %",
+    Column.TRADES: "Trades",
+    Column.DECISION: "Last decision",
+    Column.LAST_RUN: "Last run",
+}
+NUMERIC = {
+    Column.CAPITAL,
+    Column.CASH,
+    Column.SHARES,
+    Column.PRICE,
+    Column.VALUE,
+    Column.PNL,
+    Column.PNL_PCT,
+    Column.TRADES,
+}
+PRICED = (Column.PRICE, Column.VALUE, Column.PNL, Column.PNL_PCT)
+DRIFT_BADGES = {Drift.EDITED: "⚠ edited", Drift.DELETED: "⚠ deleted"}
+STATUSES = ("running", "stopped", "failed")
+
+
+def short_version(code_version: str | None) -> str:
+    return code_version[:8] if code_version else "—"
+
+
+def local_time(when: datetime | None) -> str:
+    if when is None:
+        return "—"
+    local = when.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return f"{local:%H:%M:%S}"
+    return f"{local:%b %d %H:%M}"
+
+
+def _sort_key(row: InstanceRow, column: Column) -> Any:
+    return {
+        Column.NAME: row.display_name.lower(),
+        Column.SYMBOL: row.ticker,
+        Column.ALGORITHM: row.algorithm_type.lower(),
+        Column.VERSION: row.code_version or "",
+        Column.STATUS: row.status,
+        Column.CAPITAL: row.initial_capital,
+        Column.CASH: row.cash,
+        Column.SHARES: row.shares,
+        Column.PRICE: row.last_price or 0.0,
+        Column.VALUE: row.value,
+        Column.PNL: row.pnl,
+        Column.PNL_PCT: row.pnl_pct,
+        Column.TRADES: row.trades,
+        Column.DECISION: row.last_decision or "",
+        Column.LAST_RUN: row.last_run_at.timestamp() if row.last_run_at else 0.0,
+    }[column]
+
+
+def _text(row: InstanceRow, column: Column) -> str:
+    if column == Column.VERSION:
+        badge = DRIFT_BADGES.get(row.drift) if row.drift else None
+        return (
+            f"{short_version(row.code_version)}  {badge}"
+            if badge
+            else short_version(row.code_version)
+        )
+    if column == Column.PRICE:
+        return f"{row.last_price:,.2f}" if row.last_price is not None else "—"
+    return {
+        Column.NAME: row.display_name,
+        Column.SYMBOL: row.ticker,
+        Column.ALGORITHM: row.algorithm_type,
+        Column.STATUS: row.status,
+        Column.CAPITAL: f"{row.initial_capital:,.2f}",
+        Column.CASH: f"{row.cash:,.2f}",
+        Column.SHARES: f"{row.shares:,}",
+        Column.VALUE: f"{row.value:,.2f}",
+        Column.PNL: f"{row.pnl:+,.2f}",
+        Column.PNL_PCT: f"{row.pnl_pct:+.2f}%",
+        Column.TRADES: f"{row.trades:,}",
+        Column.DECISION: row.last_decision or "—",
+        Column.LAST_RUN: local_time(row.last_run_at),
+    }[column]
+
+
+def _tooltip(row: InstanceRow, column: Column) -> str | None:
+    if column == Column.VERSION:
+        lines = [f"code version {row.code_version}" if row.code_version else "not run yet"]
+        if row.drift in DRIFT_BADGES:
+            lines.append(row.drift.value)
+        return "\n".join(lines)
+    if column == Column.STATUS and row.error:
+        return row.error
+    if column == Column.NAME:
+        return row.display_name
+    return None
+
+
+class InstanceTableModel(QAbstractTableModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[InstanceRow] = []
+        self._theme = theme.current()
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # --- the Qt model interface ---------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[Column(section)]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return _text(row, column)
+        if role == SORT_ROLE:
+            return _sort_key(row, column)
+        if role == ROW_ROLE:
+            return row
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(row, column)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._colour(row, column)
+        if role == Qt.ItemDataRole.FontRole and column == Column.STATUS and row.status == "failed":
+            return self._bold
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
+            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        return None
+
+    def _colour(self, row: InstanceRow, column: Column) -> Any:
+        if column in (Column.PNL, Column.PNL_PCT):
+            return theme.signed(self._theme, row.pnl)
+        if column == Column.STATUS:
+            return {
+                "running": self._theme.running,
+                "failed": self._theme.loss,
+                "stopped": self._theme.muted,
+            }.get(row.status)
+        if column == Column.VERSION and row.drift in DRIFT_BADGES:
+            return self._theme.warning
+        if row.status == "stopped":
+            return self._theme.muted
+        return None
+
+    # --- updates ------------------------------------------------------------------------
+
+    def rows(self) -> list[InstanceRow]:
+        return list(self._rows)
+
+    def row_at(self, row: int) -> InstanceRow:
+        return self._rows[row]
+
+    def row_of(self, instance_id: int) -> int | None:
+        for position, row in enumerate(self._rows):
+            if row.id == instance_id:
+                return position
+        return None
+
+    def set_rows(self, rows: list[InstanceRow]) -> None:
+        """Make the model show `rows` (ordered by id) with minimal change signals."""
+        wanted = {row.id for row in rows}
+        for position in range(len(self._rows) - 1, -1, -1):
+            if self._rows[position].id not in wanted:
+                self.beginRemoveRows(QModelIndex(), position, position)
+                del self._rows[position]
+                self.endRemoveRows()
+        present = {row.id: position for position, row in enumerate(self._rows)}
+        changed = []
+        new = []
+        for row in rows:
+            position = present.get(row.id)
+            if position is None:
+                new.append(row)
+            elif self._rows[position] != row:
+                self._rows[position] = row
+                changed.append(position)
+        self._emit_changed(changed, 0, len(Column) - 1)
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            self._rows.extend(new)
+            self.endInsertRows()
+
+    def update_prices(self, prices: dict[str, float]) -> None:
+        """New last prices: value and P&L follow."""
+        changed = []
+        for position, row in enumerate(self._rows):
+            if row.ticker in prices and row.status != "stopped":
+                priced = row.priced(prices[row.ticker])
+                if priced is not row:
+                    self._rows[position] = priced
+                    changed.append(position)
+        self._emit_changed(changed, Column.PRICE, Column.PNL_PCT)
+
+    def set_theme(self, current: theme.Theme) -> None:
+        self._theme = current
+        self._emit_changed(list(range(len(self._rows))), 0, len(Column) - 1)
+
+    def _emit_changed(self, positions: list[int], first_column: int, last_column: int) -> None:
+        if positions:
+            self.dataChanged.emit(
+                self.index(min(positions), first_column), self.index(max(positions), last_column)
+            )
+
+
+class InstanceFilter(QSortFilterProxyModel):
+    """Rows whose name, symbol or algorithm contain the filter text, of one status or all."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._status: str | None = None
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_text(self, text: str) -> None:
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def set_status(self, status: str | None) -> None:
+        self._refilter(lambda: setattr(self, "_status", status))
+
+    def _refilter(self, change: Any) -> None:
+        # Qt 6.10 replaced invalidateRowsFilter() (deprecated, a warning) with this pair.
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        row: InstanceRow = self.sourceModel().row_at(source_row)
+        if self._status is not None and row.status != self._status:
+            return False
+        if not self._text:
+            return True
+        haystack = f"{row.display_name}\n{row.ticker}\n{row.algorithm_type}".lower()
+        return self._text in haystack
+
+
+class InstanceTable(QWidget):
+    """The filter bar and the table view; emits the selected instance's row."""
+
+    selection_changed = Signal(object)  # InstanceRow | None
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = InstanceTableModel(self)
+        self._selected_id: int | None = None
+        self.proxy = InstanceFilter(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.filter_box = QLineEdit()
+        self.filter_box.setPlaceholderText("Filter by name, symbol or algorithm (Ctrl+F)")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(self.proxy.set_text)
+        self.status_filter = QComboBox()
+        self.status_filter.addItem("All statuses", None)
+        for status in STATUSES:
+            self.status_filter.addItem(status.capitalize(), status)
+        self.status_filter.currentIndexChanged.connect(
+            lambda: self.proxy.set_status(self.status_filter.currentData())
+        )
+        self.count_label = QLabel()
+
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 8)
+        header = self.view.horizontalHeader()
+        header.setSectionsMovable(True)
+        header.setHighlightSections(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.view.resizeColumnsToContents()
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        for signal in (
+            self.proxy.rowsInserted,
+            self.proxy.rowsRemoved,
+            self.proxy.layoutChanged,
+            self.proxy.modelReset,
+        ):
+            signal.connect(self._update_count)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.filter_box, 1)
+        bar.addWidget(self.status_filter)
+        bar.addWidget(self.count_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.view, 1)
+        self._update_count()
+
+    def selected(self) -> InstanceRow | None:
+        rows = self.view.selectionModel().selectedRows()
+        return rows[0].data(ROW_ROLE) if rows else None
+
+    def select(self, instance_id: int) -> None:
+        position = self.model.row_of(instance_id)
+        if position is None:
+            return
+        index = self.proxy.mapFromSource(self.model.index(position, 0))
+        if index.isValid():
+            self.view.selectRow(index.row())
+            self.view.scrollTo(index)
+
+    def set_rows(self, rows: list[InstanceRow]) -> None:
+        first_load = self.model.rowCount() == 0
+        self.model.set_rows(rows)
+        if first_load and rows and not self.view.selectionModel().hasSelection():
+            self.view.selectRow(0)  # something to chart from the start
+
+    def _selection_changed(self, *args) -> None:
+        row = self.selected()
+        selected_id = row.id if row else None
+        if selected_id != self._selected_id:
+            self._selected_id = selected_id
+            self.selection_changed.emit(row)
+
+    def _update_count(self, *args) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count_label.setText(
+            f"{total} instances" if shown == total else f"{shown} of {total} instances"
+        )

@@ -1,0 +1,148 @@
+"""Live market data for the window: last prices, the in-progress candle, the feed's state.
+
+The one adapter between the window and `engine.market_data`. It polls on a timer: the
+reads are dictionary lookups in the feed's aggregator (never network calls on the event
+loop), and a timer caps the window's work however fast trades stream in. Completed bars
+come from the database (queries.bars); the candle of the minute that just ended is shown
+from its last live state until the stored bar replaces it.
+
+Market data without a stream (test fakes) only has `latest_price`: the in-progress
+candle is then built from polled prices.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from autotrader_desktop.clock import Clock
+from autotrader_desktop.market_data import MarketData
+from autotrader_desktop.ui.queries import Bars
+
+POLL_MS = 250
+PRICES_EVERY = 4  # polls: table prices once a second
+STALE_AFTER_S = 120.0
+
+FEED_NAMES = {
+    "sim": "simulator",
+    "alpaca-iex": "Alpaca IEX",
+    "alpaca-sip": "Alpaca SIP",
+    "none": "no feed",
+}
+
+
+@dataclass(frozen=True)
+class FeedView:
+    """What the status bar shows about the feed."""
+
+    name: str  # "simulator", "Alpaca IEX", ...
+    state: str  # "connected", "reconnecting in 4 s (...)", "auth failed (...)", ...
+    ok: bool
+    age: float | None  # seconds since the newest message about any subscribed symbol
+    stale: list[str]  # subscribed symbols without a message for STALE_AFTER_S
+
+
+class LiveData(QObject):
+    prices_changed = Signal(object)  # dict[str, float]: symbol -> last price
+    live_bar_changed = Signal(str, object)  # symbol, Bars with the in-progress bar
+    bar_closed = Signal(str, object)  # symbol, Bars with the bar whose minute just ended
+    status_changed = Signal(object)  # FeedView
+
+    def __init__(
+        self, market: MarketData, clock: Clock, feed: str, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._market = market
+        self._clock = clock
+        self._feed_name = FEED_NAMES.get(feed, feed)
+        self._symbols: set[str] = set()
+        self._watched: str | None = None
+        self._live: tuple[float, ...] | None = None  # (t, o, h, l, c, v) of the watched symbol
+        self._polls = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    def start(self) -> None:
+        self._timer.start()
+        self.poll()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def set_symbols(self, symbols: set[str]) -> None:
+        """The symbols whose last price the table shows."""
+        self._symbols = set(symbols)
+
+    def watch(self, symbol: str | None) -> None:
+        """The symbol whose in-progress candle the chart shows."""
+        if symbol != self._watched:
+            self._watched, self._live = symbol, None
+            if symbol is not None:
+                self._poll_live(symbol)
+
+    @Slot()
+    def poll(self) -> None:
+        if self._watched is not None:
+            self._poll_live(self._watched)
+        if self._polls % PRICES_EVERY == 0:
+            self._poll_prices()
+        self._polls += 1
+
+    def _poll_prices(self) -> None:
+        prices = {}
+        for symbol in self._symbols:
+            price = self._market.latest_price(symbol)
+            if price is not None:
+                prices[symbol] = price
+        if prices:
+            self.prices_changed.emit(prices)
+        self.status_changed.emit(self.feed_view())
+
+    def feed_view(self) -> FeedView:
+        status = getattr(self._market, "status", None)
+        message_age = getattr(self._market, "message_age", None)
+        ages = {}
+        if message_age is not None:
+            ages = {s: message_age(s) for s in self._symbols}
+        known = [age for age in ages.values() if age is not None]
+        stale = sorted(s for s, age in ages.items() if age is None or age > STALE_AFTER_S)
+        if status is None:  # market data without a stream
+            return FeedView(self._feed_name, "prices on request", True, None, [])
+        return FeedView(
+            self._feed_name,
+            status.text(time.monotonic()),
+            status.state == "connected",
+            min(known) if known else None,
+            stale,
+        )
+
+    def _poll_live(self, symbol: str) -> None:
+        bar = self._current_bar(symbol)
+        if bar is None:
+            return
+        if self._live is not None and self._live[0] < bar[0]:
+            self.bar_closed.emit(symbol, Bars.from_rows([self._live]))
+        if bar != self._live:
+            self._live = bar
+            self.live_bar_changed.emit(symbol, Bars.from_rows([bar]))
+
+    def _current_bar(self, symbol: str) -> tuple[float, ...] | None:
+        in_progress = getattr(self._market, "in_progress_bar", None)
+        if in_progress is not None:
+            bar = in_progress(symbol)
+            return None if bar is None else (bar.t, bar.o, bar.h, bar.l, bar.c, bar.v)
+        price = self._market.latest_price(symbol)
+        if price is None:
+            return None
+        minute = float(int(self._clock.now().timestamp()) // 60 * 60)
+        if self._live is None or self._live[0] != minute:
+            return (minute, price, price, price, price, 0.0)
+        t, o, h, low, _, v = self._live
+        return (t, o, max(h, price), min(low, price), price, v)
+
+    @property
+    def live_bar(self) -> Bars | None:
+        return Bars.from_rows([self._live]) if self._live else None

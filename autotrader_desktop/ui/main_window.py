@@ -1,0 +1,509 @@
+"""The main window: toolbar, instance table, chart, details, status bar; and its actions.
+
+All reads of more than a row or two and every engine action run on background threads
+(ui.background); the engine's callbacks arrive through the bridge as queued signals.
+The window refreshes its picture of the instances after every batch of recorded runs,
+after every cycle, and every few seconds (to see what other processes, e.g. the command
+line, changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QWidget,
+)
+
+from autotrader_desktop import paths
+from autotrader_desktop.discovery import AlgorithmFolderError
+from autotrader_desktop.engine import Engine
+from autotrader_desktop.errors import UserError
+from autotrader_desktop.journal import RecordedRun
+from autotrader_desktop.orchestrator import CycleReport
+from autotrader_desktop.ui import queries, theme
+from autotrader_desktop.ui.add_dialog import AddDialog
+from autotrader_desktop.ui.background import Background, Refresh
+from autotrader_desktop.ui.bridge import EngineBridge
+from autotrader_desktop.ui.chart import ChartWidget
+from autotrader_desktop.ui.details import DetailsWidget
+from autotrader_desktop.ui.instance_table import InstanceTable
+from autotrader_desktop.ui.live_data import LiveData
+from autotrader_desktop.ui.notifications import Notifier
+from autotrader_desktop.ui.queries import Bars, Fills, InstanceRow, Snapshot
+from autotrader_desktop.ui.settings_dialog import SavedSettings, SettingsDialog
+from autotrader_desktop.ui.status_bar import StatusBar
+
+TITLE = "AutoTrader Desktop"
+REFRESH_MS = 5_000  # re-read instances even without a cycle (other processes, prices)
+SOON_MS = 200  # coalesce refreshes after bursts of recorded runs
+MARKET_MS = 60_000
+MESSAGE_MS = 8_000
+
+
+class ChartData:
+    """Bars and fills read for the chart: all of a symbol's bars, or those after `after`."""
+
+    def __init__(self, symbol: str, after: int | None, bars: Bars, fills: Fills | None) -> None:
+        self.symbol, self.after, self.bars, self.fills = symbol, after, bars, fills
+
+
+def read_chart_data(symbol: str, instance_id: int | None, after: int | None) -> ChartData:
+    fills = queries.fills(instance_id) if instance_id is not None else None
+    return ChartData(symbol, after, queries.bars(symbol, after), fills)
+
+
+class MainWindow(QMainWindow):
+    close_requested = Signal()  # the user wants to quit; the app shuts down, then closes
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.store = store or QSettings()
+        self.setWindowTitle(TITLE)
+        self.setWindowIcon(theme.app_icon())
+        self._may_close = False
+        self._select_after_refresh: int | None = None  # a new instance, once it is listed
+
+        self.background = Background(self)
+        self.bridge = EngineBridge(engine, self)
+        self.live = LiveData(engine.market_data, engine.clock, engine.settings.feed, self)
+        self.notifier = Notifier(self, self.windowIcon())
+
+        self.table = InstanceTable()
+        self.chart = ChartWidget()
+        self.details = DetailsWidget()
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.lower_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.lower_splitter.addWidget(self.chart)
+        self.lower_splitter.addWidget(self.details)
+        self.lower_splitter.setStretchFactor(0, 3)
+        self.lower_splitter.setStretchFactor(1, 2)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.lower_splitter)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.setCentralWidget(self.splitter)
+
+        self.add_dialog = AddDialog(engine, self.background, self)
+        self.add_dialog.created.connect(self._instance_created)
+        self.settings_dialog: SettingsDialog | None = None
+        self._build_actions()
+
+        self.snapshot = Refresh(self.background, queries.snapshot, self._snapshot_loaded)
+        self.history = Refresh(self.background, queries.details, self.details.set_details)
+        self.chart_data = Refresh(self.background, read_chart_data, self._chart_data_loaded)
+        self.market = Refresh(self.background, queries.market_state, self._market_loaded)
+
+        self.table.selection_changed.connect(self._selection_changed)
+        queued = Qt.ConnectionType.QueuedConnection
+        self.bridge.cycle_finished.connect(self._cycle_finished, queued)
+        self.bridge.runs_recorded.connect(self._runs_recorded, queued)
+        self.live.prices_changed.connect(self.table.model.update_prices)
+        self.live.live_bar_changed.connect(self._live_bar)
+        self.live.bar_closed.connect(self._bar_closed)
+        self.live.status_changed.connect(self.status.set_feed)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.apply_theme)
+
+        self._soon = self._timer(SOON_MS, self.refresh, single_shot=True)
+        self._timers = [
+            self._timer(1000, self._tick),
+            self._timer(REFRESH_MS, self.refresh),
+            self._timer(MARKET_MS, self._refresh_market),
+        ]
+        self._restore_layout()
+
+    def _timer(self, interval: int, slot: Callable[[], None], single_shot: bool = False) -> QTimer:
+        timer = QTimer(self)
+        timer.setInterval(interval)
+        timer.setSingleShot(single_shot)
+        timer.timeout.connect(slot)
+        return timer
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        def action(
+            text: str, shortcut: QKeySequence | str, slot: Callable[[], Any], tip: str
+        ) -> QAction:
+            act = QAction(text, self)
+            act.setShortcut(QKeySequence(shortcut))
+            act.setToolTip(
+                f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
+            )
+            act.triggered.connect(slot)
+            self.addAction(act)
+            return act
+
+        self.add_action = action(
+            "Add Algorithm",
+            QKeySequence.StandardKey.New,
+            self.open_add_dialog,
+            "Start an instance of an algorithm on a symbol",
+        )
+        self.stop_action = action(
+            "Stop", "Ctrl+T", self.stop_selected, "Stop the selected instance, selling its shares"
+        )
+        self.delete_action = action(
+            "Delete",
+            QKeySequence.StandardKey.Delete,
+            self.delete_selected,
+            "Delete the selected stopped or failed instance and its history",
+        )
+        self.restart_action = action(
+            "Restart engine",
+            "Ctrl+Shift+R",
+            self.restart_engine,
+            "Unload every algorithm module: the next runs load the files as they are now",
+        )
+        self.settings_action = action(
+            "Settings",
+            QKeySequence.StandardKey.Preferences,
+            self.open_settings,
+            "Feed, API key, costs, time limit, market hours, algorithm folder",
+        )
+        if self.settings_action.shortcut().isEmpty():  # no platform default (Linux)
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.export_action = action(
+            "Export trades",
+            "Ctrl+E",
+            self.export_trades,
+            "Save the selected instance's trades (all trades without a selection) as CSV",
+        )
+        action("Refresh", QKeySequence.StandardKey.Refresh, self.refresh, "Re-read everything")
+        action("Filter", QKeySequence.StandardKey.Find, self._focus_filter, "Filter instances")
+        action("Quit", QKeySequence.StandardKey.Quit, self.close, "Quit AutoTrader Desktop")
+
+        toolbar = QToolBar("Actions")
+        toolbar.setObjectName("actions")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for act in (self.add_action, self.stop_action, self.delete_action):
+            toolbar.addAction(act)
+        toolbar.addSeparator()
+        toolbar.addAction(self.restart_action)
+        toolbar.addAction(self.settings_action)
+        toolbar.addAction(self.export_action)
+        self.addToolBar(toolbar)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        row = self.table.selected()
+        self.stop_action.setEnabled(row is not None and row.status != "stopped")
+        self.delete_action.setEnabled(row is not None and row.status != "running")
+
+    def _focus_filter(self) -> None:
+        self.table.filter_box.setFocus()
+        self.table.filter_box.selectAll()
+
+    def open_add_dialog(self) -> None:
+        self.add_dialog.reset()
+        self.add_dialog.open()
+
+    def _instance_created(self, instance: Any) -> None:
+        self.status.showMessage(f"Created {instance.display_name}", MESSAGE_MS)
+        self._select_after_refresh = instance.id
+        self.refresh()
+
+    def confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _run(self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None]) -> None:
+        """An engine action off the GUI thread; a user error is shown, not raised."""
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, UserError | AlgorithmFolderError):
+                raise exc
+            QMessageBox.warning(self, TITLE, str(exc))
+            self.refresh()
+
+        self.background.submit(fn, *args, on_done=done, on_error=failed)
+
+    def stop_selected(self) -> None:
+        row = self.table.selected()
+        if row is None or row.status == "stopped":
+            return
+        if row.shares:
+            price = f"{row.last_price:,.2f}" if row.last_price is not None else "unknown"
+            position = (
+                f"Its open position of {row.shares:,} {row.ticker} shares will be sold at the "
+                f"last price (now {price}, about {row.shares * (row.last_price or 0):,.2f})."
+            )
+        else:
+            position = "It holds no shares, so nothing will be sold."
+        text = f"Stop {row.display_name}?\n\n{position} Its cash returns to the account."
+        if not self.confirm("Stop instance", text):
+            return
+
+        def done(instance: Any) -> None:
+            self.status.showMessage(
+                f"Stopped {instance.display_name}; cash {instance.cash:,.2f}", MESSAGE_MS
+            )
+            self.refresh()
+
+        self._run(self.engine.stop_instance, row.id, done=done)
+
+    def delete_selected(self) -> None:
+        row = self.table.selected()
+        if row is None or row.status == "running":
+            return
+        text = (
+            f"Delete {row.display_name} and its history ({row.trades:,} trades, its runs "
+            "journal and output)?\n\nThis cannot be undone. Its realized P&L stays in the "
+            "account."
+        )
+        if not self.confirm("Delete instance", text):
+            return
+
+        def done(instance: Any) -> None:
+            self.status.showMessage(f"Deleted {instance.display_name}", MESSAGE_MS)
+            self.refresh()
+
+        self._run(self.engine.delete_instance, row.id, done=done)
+
+    def restart_engine(self) -> None:
+        failed = sum(1 for row in self.table.model.rows() if row.status == "failed")
+        text = (
+            "Restart the engine?\n\nEvery algorithm module is unloaded, as if the app "
+            "restarted: each instance loads its algorithm file as it is now on its next run. "
+            f"{failed} failed instance(s) get a fresh try. A cycle in progress finishes first."
+        )
+        if not self.confirm("Restart engine", text):
+            return
+        self.restart_action.setEnabled(False)
+        self.status.showMessage("Restarting the engine …")
+
+        def done(retried: int) -> None:
+            self.restart_action.setEnabled(True)
+            self.status.showMessage(
+                f"Engine restarted: modules unloaded, {retried} failed instance(s) retried",
+                MESSAGE_MS,
+            )
+            self.refresh()
+
+        self._run(self.engine.restart, done=done)
+
+    def open_settings(self) -> None:
+        self.settings_dialog = SettingsDialog(self.engine.settings, self.background, self)
+        self.settings_dialog.saved.connect(self._settings_saved)
+        self.settings_dialog.open()
+
+    def _settings_saved(self, result: SavedSettings) -> None:
+        self.engine.apply_settings(result.settings)
+        self._refresh_market()  # gating may have changed
+        message = "Settings saved." if result.changed else "No setting changed."
+        if result.needs_restart:
+            message += " Restart AutoTrader Desktop to use the new feed or folder."
+        self.status.showMessage(message, MESSAGE_MS)
+        self.refresh()
+
+    def export_trades(self) -> None:
+        row = self.table.selected()
+        name = f"{row.display_name}_trades.csv" if row else "autotrader_trades.csv"
+        chooser = QFileDialog(self, "Export trades", str(Path.home() / name), "CSV files (*.csv)")
+        chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        chooser.setDefaultSuffix("csv")
+        chooser.fileSelected.connect(lambda path: self.write_trades(Path(path), row))
+        chooser.open()
+
+    def write_trades(self, path: Path, row: InstanceRow | None) -> None:
+        def done(count: int) -> None:
+            self.status.showMessage(f"Exported {count:,} trades to {path}", MESSAGE_MS)
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, OSError):
+                raise exc
+            QMessageBox.warning(self, TITLE, f"Cannot write {path}: {exc.strerror or exc}")
+
+        self.background.submit(
+            queries.export_trades, path, row.id if row else None, on_done=done, on_error=failed
+        )
+
+    # --- refreshing ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin live updates (the engine may still be starting)."""
+        for timer in self._timers:
+            timer.start()
+        self.live.start()
+        self.refresh()
+        self._refresh_market()
+        self._tick()
+
+    @Slot()
+    def refresh(self) -> None:
+        self.snapshot.request(self.engine)
+        row = self.table.selected()
+        if row is not None:
+            self.history.request(row.id)
+            self.chart_data.request(row.ticker, row.id, self.chart.newest_t())
+
+    def _refresh_market(self) -> None:
+        self.market.request(self.engine.clock.now())
+
+    def _snapshot_loaded(self, snapshot: Snapshot) -> None:
+        self.table.set_rows(snapshot.rows)
+        self.status.set_account(snapshot.account)
+        self.live.set_symbols({row.ticker for row in snapshot.rows if row.status != "stopped"})
+        if self._select_after_refresh is not None:
+            self.table.select(self._select_after_refresh)
+            self._select_after_refresh = None
+        self.details.show_instance(self.table.selected())
+        self._update_actions()
+
+    def _market_loaded(self, state: queries.MarketState) -> None:
+        self.status.set_market(state, self.engine.settings.gating_enabled)
+
+    def _tick(self) -> None:
+        self.status.set_next_cycle(self.engine.next_cycle_at(), self.engine.clock.now())
+
+    @Slot(object)
+    def _selection_changed(self, row: InstanceRow | None) -> None:
+        self._update_actions()
+        self.details.show_instance(row)
+        self.live.watch(row.ticker if row else None)
+        if row is None:
+            self.chart.clear()
+            return
+        self.history.request(row.id)
+        if row.ticker != self.chart.symbol:
+            self.chart.clear(f"Loading {row.ticker} …")
+            self.chart_data.request(row.ticker, row.id, None)
+        else:
+            self.chart_data.request(row.ticker, row.id, self.chart.newest_t())
+
+    def _chart_data_loaded(self, data: ChartData) -> None:
+        row = self.table.selected()
+        if row is None or row.ticker != data.symbol:
+            return  # the selection moved on
+        if data.after is None:
+            self.chart.show_bars(data.symbol, data.bars)
+            self.chart.set_live(self.live.live_bar)
+        elif self.chart.symbol == data.symbol:
+            self.chart.add_bars(data.bars)
+        else:
+            return  # newer bars for a chart that has been cleared since
+        self.chart.set_fills(data.fills)
+
+    @Slot(str, object)
+    def _live_bar(self, symbol: str, bar: Bars) -> None:
+        if symbol == self.chart.symbol:
+            self.chart.set_live(bar)
+
+    @Slot(str, object)
+    def _bar_closed(self, symbol: str, bar: Bars) -> None:
+        if symbol == self.chart.symbol:
+            self.chart.add_bars(bar)  # as last seen live, until the stored bar replaces it
+
+    @Slot(object)
+    def _runs_recorded(self, batch: list[RecordedRun]) -> None:
+        failures = [run for run in batch if run.outcome == "failed"]
+        if failures:
+            self._notify_failures(failures)
+        if not self._soon.isActive():
+            self._soon.start()
+
+    @Slot(object)
+    def _cycle_finished(self, report: CycleReport) -> None:
+        self.refresh()
+
+    def _notify_failures(self, failures: list[RecordedRun]) -> None:
+        names = {row.id: row.display_name for row in self.table.model.rows()}
+        lines = [
+            f"{names.get(run.instance_id, f'instance {run.instance_id}')}: {run.reason}"
+            for run in failures
+        ]
+        title = "An instance failed" if len(lines) == 1 else f"{len(lines)} instances failed"
+        more = f"\n… and {len(lines) - 3} more" if len(lines) > 3 else ""
+        shown = "\n".join(lines[:3]) + more
+        self.notifier.notify(title, shown)
+        self.status.showMessage(f"{title}: {lines[0]}", MESSAGE_MS)
+
+    # --- look and layout ----------------------------------------------------------------
+
+    @Slot()
+    def apply_theme(self, *args) -> None:
+        current = theme.current()
+        self.table.model.set_theme(current)
+        self.details.set_theme(current)
+        self.chart.apply_theme()
+
+    def changeEvent(self, event: Any) -> None:
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange:
+            self.apply_theme()
+
+    def _restore_layout(self) -> None:
+        store = self.store
+        if not self.restoreGeometry(store.value("window/geometry", b"")):
+            screen = QGuiApplication.primaryScreen().availableGeometry()
+            self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
+        self.restoreState(store.value("window/state", b""))
+        self.splitter.restoreState(store.value("window/splitter", b""))
+        self.lower_splitter.restoreState(store.value("window/lower_splitter", b""))
+        header = store.value("table/header", b"")
+        if header:
+            self.table.view.horizontalHeader().restoreState(header)
+
+    def save_layout(self) -> None:
+        store = self.store
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.setValue("window/splitter", self.splitter.saveState())
+        store.setValue("window/lower_splitter", self.lower_splitter.saveState())
+        store.setValue("table/header", self.table.view.horizontalHeader().saveState())
+        store.sync()
+
+    # --- closing ------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._may_close:
+            super().closeEvent(event)
+            return
+        # The app stops the engine first (app.py), then calls shutdown(), which closes.
+        event.ignore()
+        self.close_requested.emit()
+
+    def shutdown(self) -> None:
+        """Stop updates, wait for background reads, save the layout, close the window."""
+        if self._may_close:
+            return
+        self.save_layout()
+        self.bridge.detach()
+        self.live.stop()
+        self._soon.stop()
+        for timer in self._timers:
+            timer.stop()
+        self.notifier.close()
+        self.hide()
+        self.background.shutdown()
+        self._may_close = True
+        self.close()
+
+
+def default_store() -> QSettings:
+    """Where the window keeps its layout (per user, by the platform's convention)."""
+    return QSettings(paths.APP_NAME, "window")

@@ -1,0 +1,318 @@
+"""What the window reads, as plain data. Runs on background threads; imports no Qt.
+
+Every read is bounded: the detail tabs show the newest rows only, and each query uses an
+index (runs by instance and time, output by instance and id, transactions by instance,
+bars by symbol and time).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from autotrader_desktop import accounting, market_hours
+from autotrader_desktop.database import (
+    Instance,
+    OutputLine,
+    Run,
+    Transaction,
+    UtcDateTimeField,
+    db,
+)
+from autotrader_desktop.engine import Engine
+from autotrader_desktop.module_cache import Drift
+
+TRADES_SHOWN = 500
+RUNS_SHOWN = 300
+OUTPUT_SHOWN = 1000
+MAX_BARS = 200_000
+MAX_FILLS = 20_000
+
+_utc = UtcDateTimeField().python_value
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    id: int
+    display_name: str
+    ticker: str
+    algorithm_type: str
+    status: str
+    code_version: str | None
+    drift: Drift | None
+    initial_capital: float
+    cash: float
+    shares: int
+    last_price: float | None
+    trades: int
+    last_decision: str | None
+    last_run_at: datetime | None
+    error: str | None
+
+    @property
+    def value(self) -> float:
+        return accounting.instance_value(self)
+
+    @property
+    def pnl(self) -> float:
+        return self.value - self.initial_capital
+
+    @property
+    def pnl_pct(self) -> float:
+        return 100.0 * self.pnl / self.initial_capital if self.initial_capital else 0.0
+
+    def priced(self, price: float | None) -> InstanceRow:
+        """The row at a newer last price (None keeps the stored one)."""
+        if price is None or price == self.last_price:
+            return self
+        return replace(self, last_price=price)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rows: list[InstanceRow]
+    account: accounting.Account
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    """Every instance with live prices and drift, and the account."""
+    price_of = engine.market_data.latest_price
+    prices: dict[str, float | None] = {}
+    drift: dict[str, Drift | None] = {}
+    rows = []
+    for i in Instance.select().order_by(Instance.id):
+        if i.ticker not in prices:
+            prices[i.ticker] = price_of(i.ticker)
+        if i.algorithm_type not in drift:
+            drift[i.algorithm_type] = engine.drift(i.algorithm_type)
+        price = prices[i.ticker]
+        rows.append(
+            InstanceRow(
+                id=i.id,
+                display_name=i.display_name,
+                ticker=i.ticker,
+                algorithm_type=i.algorithm_type,
+                status=i.status,
+                code_version=i.code_version,
+                drift=drift[i.algorithm_type],
+                initial_capital=i.initial_capital,
+                cash=i.cash,
+                shares=i.shares,
+                last_price=price if price is not None else i.last_price,
+                trades=i.trade_count,
+                last_decision=i.last_decision,
+                last_run_at=i.last_run_at,
+                error=i.error,
+            )
+        )
+    account = accounting.account(engine.settings.starting_balance, prices.get)
+    return Snapshot(rows, account)
+
+
+@dataclass(frozen=True)
+class Details:
+    """The newest history of one instance, for the detail tabs."""
+
+    instance_id: int
+    # (timestamp, type, shares, price, commission), newest first
+    trades: list[tuple[datetime, str, int, float, float]]
+    # (scheduled_at, duration_ms, code_version, decision, outcome, reason, fill_price)
+    runs: list[tuple]
+    # (timestamp, stream, text), oldest first
+    output: list[tuple[datetime, str, str]]
+    error: str | None
+    # the latest failed run: when, and its traceback
+    failed_at: datetime | None
+    traceback: str | None
+
+
+def details(instance_id: int) -> Details | None:
+    instance = Instance.get_or_none(Instance.id == instance_id)
+    if instance is None:
+        return None
+    trades = (
+        Transaction.select(
+            Transaction.timestamp,
+            Transaction.type,
+            Transaction.shares,
+            Transaction.price,
+            Transaction.commission,
+        )
+        .where(Transaction.algorithm == instance_id)
+        .order_by(Transaction.id.desc())
+        .limit(TRADES_SHOWN)
+        .tuples()
+    )
+    runs = (
+        Run.select(
+            Run.scheduled_at,
+            Run.duration_ms,
+            Run.code_version,
+            Run.decision,
+            Run.outcome,
+            Run.reason,
+            Run.fill_price,
+        )
+        .where(Run.instance == instance_id)
+        .order_by(Run.scheduled_at.desc())
+        .limit(RUNS_SHOWN)
+        .tuples()
+    )
+    output = (
+        OutputLine.select(OutputLine.timestamp, OutputLine.stream, OutputLine.text)
+        .where(OutputLine.instance == instance_id)
+        .order_by(OutputLine.id.desc())
+        .limit(OUTPUT_SHOWN)
+        .tuples()
+    )
+    failure = (
+        Run.select(Run.scheduled_at, Run.traceback)
+        .where((Run.instance == instance_id) & (Run.outcome == "failed"))
+        .order_by(Run.scheduled_at.desc())
+        .limit(1)
+        .tuples()
+        .first()
+    )
+    return Details(
+        instance_id=instance_id,
+        trades=list(trades),
+        runs=list(runs),
+        output=list(reversed(list(output))),
+        error=instance.error,
+        failed_at=failure[0] if failure else None,
+        traceback=failure[1] if failure else None,
+    )
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Minute bars as columns, oldest first; `t` is the minute's start in epoch seconds."""
+
+    t: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    l: np.ndarray  # noqa: E741 - the protocol's name
+    c: np.ndarray
+    v: np.ndarray
+
+    COLUMNS = ("t", "o", "h", "l", "c", "v")
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[float, ...]]) -> Bars:
+        """From (t, o, h, l, c, v) rows, oldest first."""
+        array = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        return cls(*(np.ascontiguousarray(array[:, i]) for i in range(6)))
+
+    def merged(self, newer: Bars) -> Bars:
+        """These bars with `newer` ones added or replacing those of the same minute."""
+        if not len(newer):
+            return self
+        keep = ~np.isin(self.t, newer.t)
+        order = np.argsort(np.concatenate([self.t[keep], newer.t]), kind="stable")
+        return Bars(
+            *(
+                np.concatenate([getattr(self, name)[keep], getattr(newer, name)])[order]
+                for name in self.COLUMNS
+            )
+        )
+
+
+def bars(symbol: str, after: int | None = None, limit: int = MAX_BARS) -> Bars:
+    """The newest `limit` stored bars of `symbol` (those after minute `after` if given)."""
+    rows = db.execute_sql(
+        "SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND t > ? ORDER BY t DESC LIMIT ?",
+        (symbol, -1 if after is None else after, limit),
+    ).fetchall()
+    rows.reverse()
+    return Bars.from_rows(rows)
+
+
+@dataclass(frozen=True)
+class Fills:
+    """An instance's trades as marker positions: epoch seconds and fill prices."""
+
+    buy_t: np.ndarray
+    buy_price: np.ndarray
+    sell_t: np.ndarray
+    sell_price: np.ndarray
+
+
+def fills(instance_id: int) -> Fills:
+    rows = db.execute_sql(
+        "SELECT timestamp, type, price FROM transactions WHERE algorithm_id = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (instance_id, MAX_FILLS),
+    ).fetchall()
+    columns: dict[str, tuple[list[float], list[float]]] = {"buy": ([], []), "sell": ([], [])}
+    for timestamp, kind, price in rows:
+        times, prices = columns[kind]
+        times.append(_utc(timestamp).timestamp())
+        prices.append(price)
+    (bt, bp), (st, sp) = columns["buy"], columns["sell"]
+    return Fills(np.array(bt), np.array(bp), np.array(st), np.array(sp))
+
+
+@dataclass(frozen=True)
+class MarketState:
+    open: bool
+    next_change: datetime | None  # the next close while open, the next open while closed
+
+
+def market_state(at: datetime) -> MarketState:
+    """Whether NYSE is open at `at` (the first call loads the calendar: seconds)."""
+    is_open = market_hours.is_open(at)
+    try:
+        change = market_hours.next_close(at) if is_open else market_hours.next_open(at)
+    except ValueError:  # beyond the calendar's horizon
+        change = None
+    return MarketState(is_open, change)
+
+
+TRADE_CSV_FIELDS = [
+    "id",
+    "algorithm_id",
+    "display_name",
+    "ticker",
+    "type",
+    "shares",
+    "price",
+    "commission",
+    "timestamp",
+]
+
+
+def export_trades(path: Path, instance_id: int | None = None) -> int:
+    """Write trades (one instance's, or all) to a CSV file; returns how many."""
+    query = (
+        Transaction.select(
+            Transaction.id,
+            Transaction.algorithm,
+            Instance.display_name,
+            Instance.ticker,
+            Transaction.type,
+            Transaction.shares,
+            Transaction.price,
+            Transaction.commission,
+            Transaction.timestamp,
+        )
+        .join(Instance)
+        .order_by(Transaction.id)
+    )
+    if instance_id is not None:
+        query = query.where(Transaction.algorithm == instance_id)
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(TRADE_CSV_FIELDS)
+        for row in query.tuples().iterator():
+            *head, timestamp = row
+            writer.writerow([*head, timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")])
+            count += 1
+    return count

@@ -1,0 +1,83 @@
+"""Colours that follow the system light/dark scheme.
+
+Nothing here is a fixed foreground or background: plain text and backgrounds come from the
+application palette. Only meaning-carrying colours (gain/loss, status, warning) are chosen
+here, in two shades each, so that they stay readable on a light and on a dark background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPen, QPixmap
+
+
+@dataclass(frozen=True)
+class Theme:
+    dark: bool
+    gain: QColor  # P&L > 0, buys, rising candles
+    loss: QColor  # P&L < 0, sells, falling candles
+    warning: QColor  # drift badge, stale data
+    running: QColor
+    muted: QColor  # stopped instances, secondary text
+    background: QColor  # chart background: the palette's base colour
+    foreground: QColor  # chart axes and text
+    grid: QColor
+
+
+def is_dark(palette: QPalette | None = None) -> bool:
+    palette = palette or QGuiApplication.palette()
+    window = palette.color(QPalette.ColorRole.Window)
+    text = palette.color(QPalette.ColorRole.WindowText)
+    return window.lightness() < text.lightness()
+
+
+def current() -> Theme:
+    """The theme for the application's palette right now."""
+    palette = QGuiApplication.palette()
+    dark = is_dark(palette)
+    foreground = palette.color(QPalette.ColorRole.Text)
+    grid = QColor(foreground)
+    grid.setAlpha(40)
+    return Theme(
+        dark=dark,
+        gain=QColor("#4cc38a" if dark else "#17803d"),
+        loss=QColor("#ff6b6b" if dark else "#c62828"),
+        warning=QColor("#f5b942" if dark else "#a35c00"),
+        running=QColor("#6cb6ff" if dark else "#1f5fbf"),
+        muted=palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text),
+        background=palette.color(QPalette.ColorRole.Base),
+        foreground=foreground,
+        grid=grid,
+    )
+
+
+def signed(theme: Theme, value: float | None) -> QColor | None:
+    """Gain or loss colour for a signed amount; None (palette text) for zero or unknown."""
+    if value is None or abs(value) < 0.005:
+        return None
+    return theme.gain if value > 0 else theme.loss
+
+
+def app_icon() -> QIcon:
+    """Three candles, drawn rather than shipped so the window never lacks an icon."""
+    pixmap = QPixmap(64, 64)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor("#1f2933"))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawRoundedRect(0, 0, 64, 64, 12, 12)
+    for x, wick, body, colour in (
+        (14, (16, 50), (24, 42), "#4cc38a"),
+        (32, (8, 40), (14, 32), "#4cc38a"),
+        (50, (18, 56), (26, 48), "#ff6b6b"),
+    ):
+        painter.setPen(QPen(QColor(colour), 3))
+        painter.drawLine(x, wick[0], x, wick[1])
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(colour))
+        painter.drawRect(x - 6, body[0], 12, body[1] - body[0])
+    painter.end()
+    return QIcon(pixmap)

@@ -1,0 +1,241 @@
+"""The main window: table contents and live updates, actions with confirmations, details,
+notifications, export, layout persistence, closing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from PySide6.QtWidgets import QMessageBox
+
+from autotrader_desktop.database import Instance
+from autotrader_desktop.module_cache import Drift
+from autotrader_desktop.ui.instance_table import ROW_ROLE, Column
+from autotrader_desktop.ui.main_window import MainWindow
+from tests.conftest import add_instance, write_algorithm
+from tests.ui.conftest import BROKEN_AT_RUN, give_position, refreshed, settle
+
+
+def run_cycle(qtbot, window: MainWindow, clock) -> None:
+    """One engine cycle on its own thread, as the scheduler runs it; wait for the window."""
+    clock.advance(60)
+    with qtbot.waitSignal(window.bridge.cycle_finished, timeout=30_000):
+        threading.Thread(target=window.engine.cycle, daemon=True).start()
+    settle(qtbot, window)
+
+
+def answer(monkeypatch, button: QMessageBox.StandardButton) -> list[str]:
+    """Make confirmations answer `button`; returns the questions asked."""
+    asked: list[str] = []
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        return button
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked
+
+
+def cell(window: MainWindow, instance_id: int, column: Column) -> str:
+    model = window.table.model
+    return model.index(model.row_of(instance_id), column).data()
+
+
+def test_the_window_is_titled_and_lists_instances(qtbot, engine, buyer, make_window):
+    first = add_instance(engine, "NVDA", "buyer", 10_000)
+    second = add_instance(engine, "AAPL", "buyer", 5_000)
+    window = make_window()
+    assert window.windowTitle() == "AutoTrader Desktop"
+    assert window.table.model.rowCount() == 2
+    assert cell(window, first.id, Column.SYMBOL) == "NVDA"
+    assert cell(window, second.id, Column.CAPITAL) == "5,000.00"
+    assert cell(window, first.id, Column.STATUS) == "running"
+    assert cell(window, first.id, Column.VERSION) == "—"  # not run yet
+    assert window.table.selected() is not None  # something is charted from the start
+    assert "85,000.00" in window.status.cash.text()
+
+
+def test_a_cycle_updates_the_rows_without_losing_the_selection(
+    qtbot, engine, clock, buyer, make_window
+):
+    ids = [add_instance(engine, s, "buyer", 10_000).id for s in ("AAPL", "MSFT", "NVDA")]
+    window = make_window()
+    window.table.select(ids[1])
+    resets = []
+    window.table.model.modelReset.connect(lambda: resets.append(1))
+    window.table.proxy.modelReset.connect(lambda: resets.append(1))
+
+    run_cycle(qtbot, window, clock)
+
+    qtbot.waitUntil(lambda: cell(window, ids[1], Column.TRADES) == "1")
+    assert window.table.selected().id == ids[1]
+    assert cell(window, ids[1], Column.SHARES) == "1"
+    assert cell(window, ids[1], Column.DECISION) == "buy 1"
+    assert len(cell(window, ids[1], Column.VERSION)) == 8
+    assert resets == []
+    # The details follow the selected instance.
+    qtbot.waitUntil(lambda: window.details.trades.rowCount() == 1)
+    assert window.details.runs.rowCount() == 1
+    assert "buying one MSFT" in window.details.output_view.toPlainText()
+
+
+def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_window):
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    give_position(instance, 10, 100.0)
+    window = make_window()
+    market.prices["NVDA"] = 110.0
+    window.live.poll()
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "+100.00")
+    model = window.table.model
+    index = model.index(model.row_of(instance.id), Column.PNL)
+    from PySide6.QtCore import Qt
+
+    assert index.data(Qt.ItemDataRole.ForegroundRole) == window.table.model._theme.gain
+    assert cell(window, instance.id, Column.PNL_PCT) == "+1.00%"
+    market.prices["NVDA"] = 90.0
+    window.live.poll()
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "-100.00")
+    assert index.data(Qt.ItemDataRole.ForegroundRole) == window.table.model._theme.loss
+
+
+def test_stop_names_the_position_and_sells_it(qtbot, engine, market, buyer, monkeypatch, window):
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    give_position(instance, 12, 100.0)
+    market.prices["NVDA"] = 105.0
+    refreshed(qtbot, window)
+    window.table.select(instance.id)
+
+    asked = answer(monkeypatch, QMessageBox.StandardButton.No)
+    window.stop_action.trigger()
+    assert "12 NVDA shares will be sold" in asked[0]
+    settle(qtbot, window)
+    assert Instance.get_by_id(instance.id).status == "running"  # "No" changes nothing
+
+    answer(monkeypatch, QMessageBox.StandardButton.Yes)
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.STATUS) == "stopped")
+    assert cell(window, instance.id, Column.SHARES) == "0"
+    assert Instance.get_by_id(instance.id).cash == 10_000 + 12 * 5.0
+    assert not window.stop_action.isEnabled()
+    assert window.delete_action.isEnabled()
+
+
+def test_delete_only_stopped_or_failed_after_confirmation(
+    qtbot, engine, buyer, monkeypatch, window
+):
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    refreshed(qtbot, window)
+    window.table.select(instance.id)
+    assert not window.delete_action.isEnabled()  # running
+
+    engine.stop_instance(instance.id)
+    refreshed(qtbot, window)
+    assert window.delete_action.isEnabled()
+    asked = answer(monkeypatch, QMessageBox.StandardButton.No)
+    window.delete_action.trigger()
+    assert instance.display_name in asked[0]
+    settle(qtbot, window)
+    assert window.table.model.rowCount() == 1
+
+    answer(monkeypatch, QMessageBox.StandardButton.Yes)
+    window.delete_action.trigger()
+    qtbot.waitUntil(lambda: window.table.model.rowCount() == 0)
+    assert Instance.get_or_none(Instance.id == instance.id) is None
+    assert window.chart.symbol is None
+
+
+def test_a_failure_is_notified_shown_and_retried_by_restart(
+    qtbot, engine, clock, algo_dir, monkeypatch, make_window
+):
+    write_algorithm(algo_dir, "broken", BROKEN_AT_RUN)
+    instance = add_instance(engine, "NVDA", "broken", 10_000)
+    window = make_window()
+    run_cycle(qtbot, window, clock)
+
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.STATUS) == "failed")
+    title, message = window.notifier.sent[-1]
+    assert title == "An instance failed"
+    assert instance.display_name in message and "no idea what to do" in message
+    qtbot.waitUntil(lambda: "ValueError" in window.details.error_view.toPlainText())
+    text = window.details.error_view.toPlainText()
+    assert "Traceback" in text and "broken.py" in text
+    assert window.details.tabs.tabText(window.details.ERROR) == "Error ⚠"
+
+    asked = answer(monkeypatch, QMessageBox.StandardButton.Yes)
+    window.restart_action.trigger()
+    assert "1 failed instance(s) get a fresh try" in asked[0]
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.STATUS) == "running")
+    assert "restarted" in window.status.currentMessage()
+
+
+def test_the_drift_badge_shows_an_edited_or_deleted_file(qtbot, engine, clock, buyer, make_window):
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    window = make_window()
+    run_cycle(qtbot, window, clock)
+    assert "⚠" not in cell(window, instance.id, Column.VERSION)
+
+    buyer.write_text(buyer.read_text() + "\n# edited\n")
+    refreshed(qtbot, window)
+    assert cell(window, instance.id, Column.VERSION).endswith("⚠ edited")
+    model = window.table.model
+    index = model.index(model.row_of(instance.id), Column.VERSION)
+    from PySide6.QtCore import Qt
+
+    assert Drift.EDITED.value in index.data(Qt.ItemDataRole.ToolTipRole)
+    assert Drift.EDITED.value in window.details.header.text()
+
+    buyer.unlink()
+    refreshed(qtbot, window)
+    assert cell(window, instance.id, Column.VERSION).endswith("⚠ deleted")
+    assert index.data(ROW_ROLE).drift is Drift.DELETED
+
+
+def test_filter_box_and_status_filter(qtbot, engine, buyer, window):
+    add_instance(engine, "NVDA", "buyer", 1_000)
+    stopped = add_instance(engine, "AAPL", "buyer", 1_000)
+    engine.stop_instance(stopped.id)
+    refreshed(qtbot, window)
+    table = window.table
+    qtbot.keyClicks(table.filter_box, "aapl")
+    assert table.proxy.rowCount() == 1
+    assert table.count_label.text() == "1 of 2 instances"
+    table.filter_box.clear()
+    table.status_filter.setCurrentIndex(table.status_filter.findData("running"))
+    assert table.proxy.rowCount() == 1
+    assert table.proxy.index(0, Column.SYMBOL).data() == "NVDA"
+
+
+def test_export_trades_to_csv(qtbot, engine, buyer, tmp_path, window):
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    give_position(instance, 3, 100.0)
+    refreshed(qtbot, window)
+    target = tmp_path / "trades.csv"
+    window.write_trades(target, window.table.model.row_at(0))
+    settle(qtbot, window)
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("id,algorithm_id,display_name,ticker,type,shares,price")
+    assert len(lines) == 2 and ",NVDA,buy,3,100.0," in lines[1]
+    assert "Exported 1 trades" in window.status.currentMessage()
+
+
+def test_layout_persists(qtbot, engine, store, make_window):
+    window = make_window()
+    header = window.table.view.horizontalHeader()
+    header.moveSection(Column.PNL, 0)
+    header.hideSection(Column.CASH)
+    window.shutdown()
+    again = make_window()
+    header = again.table.view.horizontalHeader()
+    assert header.visualIndex(Column.PNL) == 0
+    assert header.isSectionHidden(Column.CASH)
+
+
+def test_closing_stops_updates_and_listening(qtbot, engine, window):
+    assert engine.on_cycle and engine.orchestrator.on_recorded
+    window.close()  # asks the app to shut down; the window stays until it has
+    assert window.isVisible()
+    window.shutdown()
+    assert not window.isVisible()
+    assert engine.on_cycle == [] and engine.orchestrator.on_recorded == []
+    assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
+    assert timedelta(0) == timedelta(0)

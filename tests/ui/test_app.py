@@ -1,0 +1,76 @@
+"""app.py's real bootstrap: the qasync loop, the engine on it, the window; quits cleanly."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import qasync
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from autotrader_desktop import app
+from autotrader_desktop.ui.errors import ErrorReporter
+from autotrader_desktop.ui.main_window import MainWindow
+from tests.conftest import EXAMPLES
+from tests.helpers import run_cli_subprocess, subprocess_env
+
+
+class Context:
+    """What app._main needs of cli.Context."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+
+    def engine(self):
+        return self._engine
+
+
+@pytest.mark.slow
+def test_the_app_starts_shows_the_window_and_quits_cleanly(tmp_path):
+    data, algorithms = tmp_path / "data", tmp_path / "algorithm"
+    algorithms.mkdir()
+    (algorithms / "test_algo.py").write_text((EXAMPLES / "test_algo.py").read_text())
+    env = subprocess_env(data, algorithms)
+    added = run_cli_subprocess(["add", "NVDA", "test_algo", "1000"], env)
+    assert added.returncode == 0, added.stderr
+
+    env["AUTOTRADER_SMOKE"] = "1"
+    result = run_cli_subprocess([], env, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "smoke: window shown (True), engine started" in result.stdout
+    assert "engine stopped, window closed" in result.stderr
+    for problem in ("Traceback", "Event loop stopped before Future completed", "Fatal Python"):
+        assert problem not in result.stderr
+
+
+def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(
+    qtbot, engine, store, monkeypatch
+):
+    """In-process, with the test engine: the real _main on a real qasync loop."""
+    monkeypatch.setattr(app, "default_store", lambda: store)
+    qt_app = QApplication.instance()
+    reporter = ErrorReporter()
+    closed = []
+
+    def close_when_started() -> None:
+        windows = [w for w in qt_app.topLevelWidgets() if isinstance(w, MainWindow)]
+        if windows and windows[0].isVisible() and engine.scheduler is not None:
+            poller.stop()
+            windows[0].close()  # as the user does: the app shuts down, then the window
+            closed.append(windows[0])
+
+    poller = QTimer()
+    poller.timeout.connect(close_when_started)
+    poller.start(20)
+
+    status = qasync.run(app._main(Context(engine), qt_app, reporter, smoke=False))
+
+    assert status == 0
+    window = closed[0]
+    assert not window.isVisible()
+    assert engine.scheduler is None  # the schedule is gone
+    assert engine.on_cycle == []  # the window no longer listens
+    assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
+    assert not reporter.dialog.isVisible()  # no unexpected error on the way

@@ -1,0 +1,94 @@
+"""The Settings dialog: saves what changed, applies trading settings at once, says what
+needs a restart, stores the API key in the keyring (faked here), refuses bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from autotrader_desktop import credentials, settings
+from autotrader_desktop.database import Setting
+from autotrader_desktop.ui.settings_dialog import SettingsDialog
+
+
+@pytest.fixture
+def keyring(monkeypatch):
+    stored: dict[str, credentials.Credentials] = {}
+    monkeypatch.setattr(credentials, "load", lambda: stored.get("key"))
+    monkeypatch.setattr(credentials, "save", lambda found: stored.__setitem__("key", found))
+    return stored
+
+
+def opened(qtbot, window) -> SettingsDialog:
+    window.settings_action.trigger()
+    dialog = window.settings_dialog
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(lambda: not dialog.key_status.text().startswith("Reading"))
+    return dialog
+
+
+def save(qtbot, dialog: SettingsDialog) -> None:
+    with qtbot.waitSignal(dialog.saved, timeout=10_000):
+        dialog.buttons.accepted.emit()
+
+
+def test_trading_settings_apply_at_once(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    dialog.commission.setValue(1.5)
+    dialog.slippage.setValue(2.0)
+    dialog.time_limit.setValue(7.0)
+    dialog.starting_balance.setValue(50_000)
+    save(qtbot, dialog)
+    assert not dialog.isVisible()
+    assert engine.broker.commission == 1.5 and engine.broker.slippage_bps == 2.0
+    assert engine.orchestrator.time_limit == 7.0
+    assert engine.settings.starting_balance == 50_000
+    stored = settings.load()
+    assert (stored.commission, stored.slippage_bps, stored.run_time_limit) == (1.5, 2.0, 7.0)
+    assert "Restart" not in window.status.currentMessage()
+
+
+def test_only_changed_settings_are_saved(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    save(qtbot, dialog)
+    assert Setting.select().count() == 0
+    assert window.status.currentMessage() == "No setting changed."
+
+
+def test_feed_and_key_need_a_restart(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    assert not dialog.key_id.isEnabled()  # only for Alpaca
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-iex"))
+    assert dialog.key_id.isEnabled()
+    dialog.key_id.setText("AKXYZ")
+    dialog.secret.setText("s3cret")
+    save(qtbot, dialog)
+    assert keyring["key"] == credentials.Credentials("AKXYZ", "s3cret")
+    assert settings.load().feed == "alpaca-iex"
+    assert engine.settings.feed == "sim"  # the running feed stays until the app restarts
+    assert "Restart AutoTrader Desktop" in window.status.currentMessage()
+    assert Setting.get_or_none(Setting.key == "secret") is None
+    assert all("s3cret" not in row.value for row in Setting.select())
+
+
+def test_bad_input_is_refused_and_nothing_saved(qtbot, keyring, tmp_path, window):
+    dialog = opened(qtbot, window)
+    dialog.algorithm_dir.setText(str(tmp_path / "missing"))
+    dialog.commission.setValue(3.0)
+    dialog.buttons.accepted.emit()
+    assert dialog.isVisible() and "does not exist" in dialog.error.text()
+    dialog.algorithm_dir.clear()
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-sip"))
+    dialog.secret.setText("only a secret")
+    dialog.buttons.accepted.emit()
+    assert dialog.isVisible() and "both" in dialog.error.text()
+    assert Setting.select().count() == 0
+    assert keyring == {}
+    dialog.reject()
+
+
+def test_an_environment_override_is_pointed_out(qtbot, monkeypatch, keyring, window):
+    monkeypatch.setenv("AUTOTRADER_COMMISSION", "2")
+    dialog = opened(qtbot, window)
+    notes = [label.text() for label in dialog.findChildren(type(dialog.error))]
+    assert any("AUTOTRADER_COMMISSION" in text for text in notes)
+    dialog.reject()

@@ -17,6 +17,7 @@ engine started (the packaged app's smoke test).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 import qasync
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
+from pyqtgraph.util.garbage_collector import GarbageCollector
 
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.errors import ErrorReporter
@@ -52,12 +54,17 @@ def run_gui(ctx: Context) -> int:
     app.setQuitOnLastWindowClosed(False)
     reporter = ErrorReporter()
     reporter.install()
+    # Garbage collection only on the GUI thread, on a timer: Qt objects collected by a
+    # background thread (cycles, feed, reads) would be destroyed there and crash Qt.
+    collector = GarbageCollector(interval=1.0)
     try:
         main = _main(ctx, app, reporter, smoke=os.environ.get(SMOKE_ENV) == "1")
         if sys.version_info >= (3, 12):
             return asyncio.run(main, loop_factory=qasync.QEventLoop)
         return qasync.run(main)
     finally:
+        collector.timer.stop()
+        gc.enable()
         reporter.uninstall()
 
 

@@ -3,6 +3,8 @@ its layout stored in a temporary file, and helpers that wait on conditions."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from PySide6.QtCore import QSettings
 
@@ -28,6 +30,17 @@ class Algorithm:
     def run(self, current_time, algo_id):
         raise ValueError("no idea what to do")
 """
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread():
+    """Qt objects must be destroyed on the GUI thread. Collected as cyclic garbage by a
+    background thread (a read that happens to trigger the collector), they crash the
+    process: collect here instead, as the app does (app.py)."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
 
 
 @pytest.fixture

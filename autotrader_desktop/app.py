@@ -25,9 +25,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import qasync
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from pyqtgraph.util.garbage_collector import GarbageCollector
 
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.errors import ErrorReporter

@@ -1,11 +1,19 @@
 # One command each: `make run` (set up, open the app on the embedded simulator),
 # `make test` (set up, run the whole test suite). Both create .venv from pyproject.toml.
+# `make package` builds the desktop bundle dist/autotrader-desktop/ (build_app.spec),
+# `make smoke` runs the built bundle end to end, `make install-desktop` adds it to the
+# desktop's application menu.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PACKAGE_STAMP := $(VENV)/.installed-package
+APP := dist/autotrader-desktop/autotrader-desktop
+# What the bundle is built from: `make smoke` rebuilds it when one of these is newer.
+APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py \
+	autotrader_desktop/*/*.py algorithm/*.py resources/* resources/icons/* tools/*.py)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean package smoke install-desktop icons
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +25,28 @@ run: $(STAMP)
 	$(BIN)/autotrader-desktop
 
 test: $(STAMP)
-	$(BIN)/ruff check autotrader_desktop tests bench algorithm
+	$(BIN)/ruff check autotrader_desktop tests bench algorithm tools
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+$(PACKAGE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,package]'
+	touch $(PACKAGE_STAMP)
+
+package: $(PACKAGE_STAMP)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build_app.spec
+	@du -sh dist/autotrader-desktop
+
+$(APP): $(PACKAGE_STAMP) $(APP_SOURCES)
+	$(MAKE) package
+
+smoke: $(APP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m bundle tests/packaging/test_bundle.py
+
+install-desktop: $(APP)
+	sh resources/install-desktop-entry.sh $(APP)
+
+icons: $(STAMP)
+	$(BIN)/python tools/render_icons.py
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

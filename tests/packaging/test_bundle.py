@@ -270,34 +270,158 @@ def test_every_stdlib_and_numpy_module_importable_from_source_imports_in_the_bun
     )
     assert len(modules) > 800
 
-    def failures(where: str, command: list[str], job: bool) -> dict[str, str]:
+    def failures(where: str, command: list[str] | None) -> dict[str, str]:
         out = tmp_path / f"{where}.json"
-        source = IMPORT_CHECK.format(names=modules, out=str(out))
         path = tmp_path / f"import_check_{where}.py"
-        path.write_text(source, encoding="utf-8")
-        payload = [{"name": path.stem, "path": str(path), "source": ""}]
-        payload[0]["source"] = base64.b64encode(source.encode()).decode()
-        result = subprocess.run(
-            command + ([] if job else [str(path)]),
-            input=json.dumps(payload) if job else None,
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert out.is_file(), f"{where}: exit {result.returncode}\n{result.stderr[-3000:]}"
+        source = IMPORT_CHECK.format(names=modules, out=str(out))
+        if command is None:
+            worker_run(app, env, path, source)
+        else:
+            path.write_text(source, encoding="utf-8")
+            done = subprocess.run(
+                [*command, str(path)], env=env, cwd=tmp_path, capture_output=True, timeout=600
+            )
+            assert out.is_file(), done.stderr.decode(errors="replace")[-3000:]
         return json.loads(out.read_text(encoding="utf-8"))
 
     # From source: the build interpreter itself (this venv), outside the repository.
-    source_failed = failures("source", [sys.executable], job=False)
+    source_failed = failures("source", [sys.executable])
     # In the bundle: the discovery worker imports the file exactly as it imports algorithms.
-    bundle_failed = failures("bundle", [str(app), "_discovery-worker"], job=True)
+    bundle_failed = failures("bundle", None)
     print(f"{len(modules)} modules checked; {len(source_failed)} fail from source too")
     lost = {name: bundle_failed[name] for name in sorted(set(bundle_failed) - set(source_failed))}
     assert not lost, "import from source but not in the bundle:\n" + "\n".join(
         f"{name}: {error}" for name, error in lost.items()
     )
+
+
+PROBE = """
+import json
+import traceback
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+
+results = {{}}
+
+
+def probe(name, check):
+    try:
+        results[name] = check()
+    except BaseException:
+        results[name] = "FAILED " + traceback.format_exc()
+
+
+def scheduler_plugins():
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    scheduler = AsyncIOScheduler()
+    job = scheduler.add_job(print, "interval", seconds=5)  # the trigger found by entry point
+    scheduler.add_job(print, "cron", second=2)
+    scheduler.add_executor("threadpool", alias="pool")  # the executor found by entry point
+    return {{
+        "triggers": sorted(ep.name for ep in entry_points(group="apscheduler.triggers")),
+        "executors": sorted(ep.name for ep in entry_points(group="apscheduler.executors")),
+        "trigger": type(job.trigger).__name__,
+    }}
+
+
+def keyring_backends():
+    import keyring
+    import keyring.backend
+    import keyring.backends.SecretService  # noqa: F401  (secretstorage, cryptography)
+
+    names = sorted(ep.name for ep in entry_points(group="keyring.backends"))
+    viable = sorted(type(k).__name__ for k in keyring.backend.get_all_keyring())
+    chosen = type(keyring.get_keyring()).__name__
+    return {{"entry_points": names, "viable": viable, "chosen": chosen}}
+
+
+def market_hours():
+    from autotrader_desktop import market_hours
+
+    return [
+        market_hours.is_open(datetime(2024, 3, 13, 15, 31, tzinfo=UTC)),  # a Wednesday
+        market_hours.is_open(datetime(2024, 12, 25, 15, 31, tzinfo=UTC)),  # Christmas
+    ]
+
+
+def zones():
+    import zoneinfo
+
+    when = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    return str(when.astimezone(zoneinfo.ZoneInfo("America/New_York")).utcoffset())
+
+
+def icon():
+    from autotrader_desktop import paths, resources
+
+    return [paths.is_frozen(), resources.icon_path().is_file(), sorted(resources.icon_pngs())]
+
+
+def qt_svg():
+    from PySide6.QtSvg import QSvgRenderer
+
+    from autotrader_desktop import resources
+
+    return QSvgRenderer(str(resources.icon_path())).isValid()
+
+
+probe("apscheduler", scheduler_plugins)
+probe("keyring", keyring_backends)
+probe("market_hours", market_hours)
+probe("zoneinfo", zones)
+probe("icon", icon)
+probe("qt_svg", qt_svg)
+with open({out!r}, "w", encoding="utf-8") as report:
+    json.dump(results, report)
+
+
+class Algorithm:
+    pass
+"""
+
+
+def worker_run(app: Path, env: dict[str, str], path: Path, source: str) -> None:
+    """Import `source` in the bundle's discovery worker, the way it checks algorithms."""
+    job = {
+        "name": path.stem,
+        "path": str(path),
+        "source": base64.b64encode(source.encode()).decode(),
+    }
+    result = subprocess.run(
+        [str(app), "_discovery-worker"],
+        input=json.dumps([job]),
+        env=env,
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    assert messages == [{"ready": True}, {"name": path.stem, "available": True, "error": None}], (
+        messages,
+        result.stderr[-3000:],
+    )
+
+
+def test_what_the_app_finds_at_run_time_works_frozen(app, env, tmp_path):
+    """Entry points (APScheduler, keyring), the NYSE calendar, time zones, the icon, QtSvg."""
+    out = tmp_path / "probe.json"
+    worker_run(app, env, tmp_path / "probe.py", PROBE.format(out=str(out)))
+    results = json.loads(out.read_text(encoding="utf-8"))
+    failed = {k: v for k, v in results.items() if isinstance(v, str) and v.startswith("FAILED")}
+    assert not failed, "\n".join(f"{k}: {v}" for k, v in failed.items())
+    scheduler = results["apscheduler"]
+    assert {"cron", "date", "interval"} <= set(scheduler["triggers"])
+    assert {"asyncio", "threadpool"} <= set(scheduler["executors"])
+    assert scheduler["trigger"] == "IntervalTrigger"
+    assert {"SecretService", "chainer", "libsecret"} <= set(results["keyring"]["entry_points"])
+    assert results["market_hours"] == [True, False]
+    assert results["zoneinfo"] == "-1 day, 20:00:00"
+    assert results["icon"] == [True, True, [16, 22, 24, 32, 48, 64, 128, 256, 512]]
+    assert results["qt_svg"] is True
+    print(f"keyring backends here: {results['keyring']['viable']}")
 
 
 # --- the window and the headless engine ---------------------------------------------------

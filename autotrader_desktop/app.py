@@ -22,7 +22,8 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import qasync
 from pyqtgraph.util.garbage_collector import GarbageCollector
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from autotrader_desktop.cli import Context
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SMOKE_ENV = "AUTOTRADER_SMOKE"
 # Python runs signal handlers only between bytecodes: wake it now and then so Ctrl+C works.
@@ -58,14 +61,23 @@ def run_gui(ctx: Context) -> int:
     # background thread (cycles, feed, reads) would be destroyed there and crash Qt.
     collector = GarbageCollector(interval=1.0)
     try:
-        main = _main(ctx, app, reporter, smoke=os.environ.get(SMOKE_ENV) == "1")
-        if sys.version_info >= (3, 12):
-            return asyncio.run(main, loop_factory=qasync.QEventLoop)
-        return qasync.run(main)
+        return run_on_qt_loop(_main(ctx, app, reporter, smoke=os.environ.get(SMOKE_ENV) == "1"))
     finally:
         collector.timer.stop()
         gc.enable()
         reporter.uninstall()
+
+
+def run_on_qt_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on a qasync event loop (Qt's event loop) until it returns.
+
+    asyncio.Runner with qasync's loop is what asyncio.run(..., loop_factory=QEventLoop)
+    does on Python >= 3.12, and it exists on 3.11. Not qasync.run(): on 3.11 that installs
+    a global event loop policy, so any other thread's asyncio.run() (the embedded market
+    simulator's) would get a Qt event loop too, and fail.
+    """
+    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+        return runner.run(main)
 
 
 async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke: bool) -> int:

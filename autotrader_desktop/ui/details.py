@@ -11,6 +11,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QTableView,
@@ -84,7 +85,9 @@ def _table(model: RecordsModel) -> QTableView:
     view.setWordWrap(False)
     view.verticalHeader().hide()
     view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
-    view.horizontalHeader().setStretchLastSection(True)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # a few hundred rows
+    header.setStretchLastSection(True)
     return view
 
 
@@ -123,6 +126,7 @@ class DetailsWidget(QWidget):
         self.runs_view = _table(self.runs)
         self.output_view = _text_view()
         self.error_view = _text_view()
+        self.error_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)  # the message
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.trades_view, "Trades")

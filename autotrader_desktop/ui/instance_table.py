@@ -105,6 +105,10 @@ def local_time(when: datetime | None) -> str:
     return f"{local:%b %d %H:%M}"
 
 
+def _percent(value: float) -> str:
+    return "0.00%" if abs(value) < 0.005 else f"{value:+.2f}%"  # never "-0.00%"
+
+
 def _sort_key(row: InstanceRow, column: Column) -> Any:
     return {
         Column.NAME: row.display_name.lower(),
@@ -144,8 +148,8 @@ def _text(row: InstanceRow, column: Column) -> str:
         Column.CASH: f"{row.cash:,.2f}",
         Column.SHARES: f"{row.shares:,}",
         Column.VALUE: f"{row.value:,.2f}",
-        Column.PNL: f"{row.pnl:+,.2f}",
-        Column.PNL_PCT: f"{row.pnl_pct:+.2f}%",
+        Column.PNL: "0.00" if abs(row.pnl) < 0.005 else f"{row.pnl:+,.2f}",
+        Column.PNL_PCT: _percent(row.pnl_pct),
         Column.TRADES: f"{row.trades:,}",
         Column.DECISION: row.last_decision or "—",
         Column.LAST_RUN: local_time(row.last_run_at),
@@ -208,8 +212,10 @@ class InstanceTableModel(QAbstractTableModel):
         return None
 
     def _colour(self, row: InstanceRow, column: Column) -> Any:
-        if column in (Column.PNL, Column.PNL_PCT):
+        if column == Column.PNL:
             return theme.signed(self._theme, row.pnl)
+        if column == Column.PNL_PCT:
+            return theme.signed(self._theme, row.pnl_pct)
         if column == Column.STATUS:
             return {
                 "running": self._theme.running,
@@ -328,6 +334,7 @@ class InstanceTable(QWidget):
         super().__init__(parent)
         self.model = InstanceTableModel(self)
         self._selected_id: int | None = None
+        self._sized = False  # column widths fitted to the content (or restored)
         self.proxy = InstanceFilter(self)
         self.proxy.setSourceModel(self.model)
 
@@ -359,7 +366,6 @@ class InstanceTable(QWidget):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.view.resizeColumnsToContents()
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         for signal in (
             self.proxy.rowsInserted,
@@ -392,9 +398,17 @@ class InstanceTable(QWidget):
             self.view.selectRow(index.row())
             self.view.scrollTo(index)
 
+    def restore_header(self, state: bytes) -> None:
+        """The user's column order, widths and hidden columns, as saved last time."""
+        if state and self.view.horizontalHeader().restoreState(state):
+            self._sized = True
+
     def set_rows(self, rows: list[InstanceRow]) -> None:
         first_load = self.model.rowCount() == 0
         self.model.set_rows(rows)
+        if rows and not self._sized:
+            self._sized = True  # fit the columns to real content once; then they are the user's
+            self.view.resizeColumnsToContents()
         if first_load and rows and not self.view.selectionModel().hasSelection():
             self.view.selectRow(0)  # something to chart from the start
 

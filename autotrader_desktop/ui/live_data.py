@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from autotrader_desktop.clock import Clock
+from autotrader_desktop.feed.client import CONNECTED
 from autotrader_desktop.market_data import MarketData
 from autotrader_desktop.ui.queries import Bars
 
@@ -114,7 +115,7 @@ class LiveData(QObject):
         return FeedView(
             self._feed_name,
             status.text(time.monotonic()),
-            status.state == "connected",
+            status.state == CONNECTED,
             min(known) if known else None,
             stale,
         )

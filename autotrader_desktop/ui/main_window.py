@@ -462,11 +462,11 @@ class MainWindow(QMainWindow):
             screen = QGuiApplication.primaryScreen().availableGeometry()
             self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
         self.restoreState(store.value("window/state", b""))
-        self.splitter.restoreState(store.value("window/splitter", b""))
-        self.lower_splitter.restoreState(store.value("window/lower_splitter", b""))
-        header = store.value("table/header", b"")
-        if header:
-            self.table.view.horizontalHeader().restoreState(header)
+        if not self.splitter.restoreState(store.value("window/splitter", b"")):
+            self.splitter.setSizes([self.height() * 2 // 5, self.height() * 3 // 5])
+        if not self.lower_splitter.restoreState(store.value("window/lower_splitter", b"")):
+            self.lower_splitter.setSizes([self.width() * 3 // 5, self.width() * 2 // 5])
+        self.table.restore_header(store.value("table/header", b""))
 
     def save_layout(self) -> None:
         store = self.store

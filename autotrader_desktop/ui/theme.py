@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+
+from autotrader_desktop import resources
 
 
 @dataclass(frozen=True)
@@ -61,23 +63,9 @@ def signed(theme: Theme, value: float | None) -> QColor | None:
 
 
 def app_icon() -> QIcon:
-    """Three candles, drawn rather than shipped so the window never lacks an icon."""
-    pixmap = QPixmap(64, 64)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setBrush(QColor("#1f2933"))
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.drawRoundedRect(0, 0, 64, 64, 12, 12)
-    for x, wick, body, colour in (
-        (14, (16, 50), (24, 42), "#4cc38a"),
-        (32, (8, 40), (14, 32), "#4cc38a"),
-        (50, (18, 56), (26, 48), "#ff6b6b"),
-    ):
-        painter.setPen(QPen(QColor(colour), 3))
-        painter.drawLine(x, wick[0], x, wick[1])
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(colour))
-        painter.drawRect(x - 6, body[0], 12, body[1] - body[0])
-    painter.end()
-    return QIcon(pixmap)
+    """The application icon from resources/ (PNGs at their sizes, the SVG for the rest)."""
+    icon = QIcon()
+    for size, png in resources.icon_pngs().items():
+        icon.addFile(str(png), QSize(size, size))
+    icon.addFile(str(resources.icon_path()))
+    return icon

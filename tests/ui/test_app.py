@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import qasync
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -65,7 +64,7 @@ def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(
     poller.timeout.connect(close_when_started)
     poller.start(20)
 
-    status = qasync.run(app._main(Context(engine), qt_app, reporter, smoke=False))
+    status = app.run_on_qt_loop(app._main(Context(engine), qt_app, reporter, smoke=False))
 
     assert status == 0
     window = closed[0]

@@ -72,15 +72,16 @@ class ErrorReporter(QObject):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.dialog = ErrorDialog(parent)
+        self._previous = (sys.excepthook, threading.excepthook)
         self.reported.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
     def install(self) -> None:
+        self._previous = (sys.excepthook, threading.excepthook)
         sys.excepthook = self.excepthook
         threading.excepthook = self._thread_excepthook
 
     def uninstall(self) -> None:
-        sys.excepthook = sys.__excepthook__
-        threading.excepthook = threading.__excepthook__
+        sys.excepthook, threading.excepthook = self._previous
 
     def excepthook(
         self,

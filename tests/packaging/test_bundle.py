@@ -10,7 +10,6 @@ build output is never touched.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -436,40 +435,41 @@ def test_window_starts_and_quits_by_itself_in_smoke_mode(app, env):
 def test_headless_runs_cycles_and_exits_0_on_sigterm(app, env):
     add_algorithm(app, "stdlib_numpy", STDLIB_ALGORITHM)
     run(app, env, "add", "SPY", "stdlib_numpy", "20000")
-    proc = subprocess.Popen(
+    lines: list[str] = []
+    started = threading.Event()  # the engine runs, or the process has ended
+    with subprocess.Popen(
         [str(app), "headless", "--every", "1"],
         env=env,
         cwd=env["HOME"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    lines: list[str] = []
-    running = threading.Event()
+    ) as proc:
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "headless engine running" in line:
-                running.set()
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "headless engine running" in line:
+                    started.set()
+            started.set()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert running.wait(TIMEOUT_S), "".join(lines)
-        deadline = time.monotonic() + TIMEOUT_S
-        trades = 0
-        while trades < 2 and proc.poll() is None and time.monotonic() < deadline:
-            [row] = json.loads(run(app, env, "list", "--json").stdout)
-            trades = row["trades"]
-        assert trades >= 2, "".join(lines)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=TIMEOUT_S) == 0, "".join(lines)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
-        reader.join(timeout=10)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            assert started.wait(TIMEOUT_S) and proc.poll() is None, "".join(lines)
+            deadline = time.monotonic() + TIMEOUT_S
+            trades = 0
+            while trades < 2 and proc.poll() is None and time.monotonic() < deadline:
+                [row] = json.loads(run(app, env, "list", "--json").stdout)  # ~0.3 s a call
+                trades = row["trades"]
+            assert trades >= 2, "".join(lines)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=TIMEOUT_S) == 0, "".join(lines)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            reader.join(timeout=10)
     output = "".join(lines)
     assert "engine stopped" in output and "Traceback" not in output, output

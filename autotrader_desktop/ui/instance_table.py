@@ -8,6 +8,7 @@ refresh and every price tick.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +78,7 @@ HEADERS = {
     Column.DECISION: "Last decision",
     Column.LAST_RUN: "Last run",
 }
+COLUMN_COUNT = len(Column)
 NUMERIC = {
     Column.CAPITAL,
     Column.CASH,
@@ -105,58 +107,90 @@ def local_time(when: datetime | None) -> str:
     return f"{local:%b %d %H:%M}"
 
 
-def _percent(value: float) -> str:
-    return "0.00%" if abs(value) < 0.005 else f"{value:+.2f}%"  # never "-0.00%"
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
 
 
-def _sort_key(row: InstanceRow, column: Column) -> Any:
+def _signed(value: float, suffix: str = "") -> str:
+    """+1,234.50 / -0.80; zero as 0.00, never -0.00."""
+    return f"0.00{suffix}" if abs(value) < 0.005 else f"{value:+,.2f}{suffix}"
+
+
+def _version(row: InstanceRow) -> str:
+    badge = DRIFT_BADGES.get(row.drift) if row.drift else None
+    return (
+        f"{short_version(row.code_version)}  {badge}" if badge else short_version(row.code_version)
+    )
+
+
+# Per column (in Column order): the text shown, and the value sorted by. Only the cell
+# asked for is computed: a paint asks for every visible cell, several roles each.
+TEXT: list[Callable[[InstanceRow], str]] = [
+    lambda r: r.display_name,
+    lambda r: r.ticker,
+    lambda r: r.algorithm_type,
+    _version,
+    lambda r: r.status,
+    lambda r: _money(r.initial_capital),
+    lambda r: _money(r.cash),
+    lambda r: f"{r.shares:,}",
+    lambda r: "—" if r.last_price is None else _money(r.last_price),
+    lambda r: _money(r.value),
+    lambda r: _signed(r.pnl),
+    lambda r: _signed(r.pnl_pct, "%"),
+    lambda r: f"{r.trades:,}",
+    lambda r: r.last_decision or "—",
+    lambda r: local_time(r.last_run_at),
+]
+SORT_KEY: list[Callable[[InstanceRow], Any]] = [
+    lambda r: r.display_name.lower(),
+    lambda r: r.ticker,
+    lambda r: r.algorithm_type.lower(),
+    lambda r: r.code_version or "",
+    lambda r: r.status,
+    lambda r: r.initial_capital,
+    lambda r: r.cash,
+    lambda r: r.shares,
+    lambda r: r.last_price or 0.0,
+    lambda r: r.value,
+    lambda r: r.pnl,
+    lambda r: r.pnl_pct,
+    lambda r: r.trades,
+    lambda r: r.last_decision or "",
+    lambda r: r.last_run_at.timestamp() if r.last_run_at else 0.0,
+]
+_MONEY = (Column.VALUE, Column.PNL, Column.PNL_PCT)
+# The columns that show each field of InstanceRow: a change signals only those, so that a
+# table sorted by a column that did not change is not re-sorted.
+FIELD_COLUMNS: dict[str, tuple[int, ...]] = {
+    "id": (),
+    "display_name": (Column.NAME,),
+    "ticker": (Column.SYMBOL,),
+    "algorithm_type": (Column.ALGORITHM,),
+    "status": tuple(Column),  # stopped rows are greyed out
+    "code_version": (Column.VERSION,),
+    "drift": (Column.VERSION,),
+    "initial_capital": (Column.CAPITAL, *_MONEY),
+    "cash": (Column.CASH, *_MONEY),
+    "shares": (Column.SHARES, *_MONEY),
+    "last_price": (Column.PRICE, *_MONEY),
+    "trades": (Column.TRADES,),
+    "last_decision": (Column.DECISION,),
+    "last_run_at": (Column.LAST_RUN,),
+    "error": (Column.STATUS,),
+}
+
+
+def changed_columns(old: InstanceRow, new: InstanceRow) -> set[int]:
     return {
-        Column.NAME: row.display_name.lower(),
-        Column.SYMBOL: row.ticker,
-        Column.ALGORITHM: row.algorithm_type.lower(),
-        Column.VERSION: row.code_version or "",
-        Column.STATUS: row.status,
-        Column.CAPITAL: row.initial_capital,
-        Column.CASH: row.cash,
-        Column.SHARES: row.shares,
-        Column.PRICE: row.last_price or 0.0,
-        Column.VALUE: row.value,
-        Column.PNL: row.pnl,
-        Column.PNL_PCT: row.pnl_pct,
-        Column.TRADES: row.trades,
-        Column.DECISION: row.last_decision or "",
-        Column.LAST_RUN: row.last_run_at.timestamp() if row.last_run_at else 0.0,
-    }[column]
+        column
+        for name, columns in FIELD_COLUMNS.items()
+        if getattr(old, name) != getattr(new, name)
+        for column in columns
+    }
 
 
-def _text(row: InstanceRow, column: Column) -> str:
-    if column == Column.VERSION:
-        badge = DRIFT_BADGES.get(row.drift) if row.drift else None
-        return (
-            f"{short_version(row.code_version)}  {badge}"
-            if badge
-            else short_version(row.code_version)
-        )
-    if column == Column.PRICE:
-        return f"{row.last_price:,.2f}" if row.last_price is not None else "—"
-    return {
-        Column.NAME: row.display_name,
-        Column.SYMBOL: row.ticker,
-        Column.ALGORITHM: row.algorithm_type,
-        Column.STATUS: row.status,
-        Column.CAPITAL: f"{row.initial_capital:,.2f}",
-        Column.CASH: f"{row.cash:,.2f}",
-        Column.SHARES: f"{row.shares:,}",
-        Column.VALUE: f"{row.value:,.2f}",
-        Column.PNL: "0.00" if abs(row.pnl) < 0.005 else f"{row.pnl:+,.2f}",
-        Column.PNL_PCT: _percent(row.pnl_pct),
-        Column.TRADES: f"{row.trades:,}",
-        Column.DECISION: row.last_decision or "—",
-        Column.LAST_RUN: local_time(row.last_run_at),
-    }[column]
-
-
-def _tooltip(row: InstanceRow, column: Column) -> str | None:
+def _tooltip(row: InstanceRow, column: int) -> str | None:
     if column == Column.VERSION:
         lines = [f"code version {row.code_version}" if row.code_version else "not run yet"]
         if row.drift in DRIFT_BADGES:
@@ -176,6 +210,7 @@ class InstanceTableModel(QAbstractTableModel):
         self._theme = theme.current()
         self._bold = QFont()
         self._bold.setBold(True)
+        self._right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
     # --- the Qt model interface ---------------------------------------------------------
 
@@ -183,7 +218,7 @@ class InstanceTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
+        return 0 if parent.isValid() else COLUMN_COUNT
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
@@ -194,24 +229,24 @@ class InstanceTableModel(QAbstractTableModel):
         if not index.isValid():
             return None
         row = self._rows[index.row()]
-        column = Column(index.column())
+        column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return _text(row, column)
+            return TEXT[column](row)
         if role == SORT_ROLE:
-            return _sort_key(row, column)
+            return SORT_KEY[column](row)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._colour(row, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return self._right if column in NUMERIC else None
         if role == ROW_ROLE:
             return row
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(row, column)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._colour(row, column)
         if role == Qt.ItemDataRole.FontRole and column == Column.STATUS and row.status == "failed":
             return self._bold
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
 
-    def _colour(self, row: InstanceRow, column: Column) -> Any:
+    def _colour(self, row: InstanceRow, column: int) -> Any:
         if column == Column.PNL:
             return theme.signed(self._theme, row.pnl)
         if column == Column.PNL_PCT:
@@ -251,16 +286,18 @@ class InstanceTableModel(QAbstractTableModel):
                 del self._rows[position]
                 self.endRemoveRows()
         present = {row.id: position for position, row in enumerate(self._rows)}
-        changed = []
+        changed, columns = [], set()
         new = []
         for row in rows:
             position = present.get(row.id)
             if position is None:
                 new.append(row)
             elif self._rows[position] != row:
+                columns |= changed_columns(self._rows[position], row)
                 self._rows[position] = row
                 changed.append(position)
-        self._emit_changed(changed, 0, len(Column) - 1)
+        if columns:
+            self._emit_changed(changed, min(columns), max(columns))
         if new:
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -360,6 +397,8 @@ class InstanceTable(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
         self.view.verticalHeader().hide()
+        # Fitting columns to their content looks at this many rows, not all of them.
+        self.view.horizontalHeader().setResizeContentsPrecision(100)
         self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 8)
         header = self.view.horizontalHeader()
         header.setSectionsMovable(True)

@@ -99,11 +99,12 @@ class MarketData:
         self._streaming: set[asyncio.Task] = set()  # of which: the client and the flusher
         self._was_connected = False
         self.status = FeedStatus(OFF)
-        # Listeners, called on the event loop: status changes; bars as (bar, completed) -
-        # the in-progress bar after each frame that changed it, completed and corrected
-        # bars once they are stored.
+        # Listeners, called on the event loop: feed status changes; after each frame with
+        # trades or bars (prices and in-progress bars moved: read what you show); completed
+        # and corrected bars once they are stored.
         self.on_status: list[Callable[[FeedStatus], None]] = []
-        self.on_bar: list[Callable[[MinuteBar, bool], None]] = []
+        self.on_data: list[Callable[[], None]] = []
+        self.on_bar: list[Callable[[MinuteBar], None]] = []
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -352,21 +353,13 @@ class MarketData:
                 last[bar.symbol] = now
         if frame.trades:
             aggregator.add_trades(frame.trades)
-            for trade in frame.trades:
-                last[trade.symbol] = now
+            last.update(dict.fromkeys(frame.trades.symbols, now))
         self._last_data_at = now
-        if self.on_bar:
-            for symbol in {trade.symbol for trade in frame.trades}:
-                bar = aggregator.in_progress(symbol)
-                if bar is not None:
-                    self._notify_bar(bar, False)
-
-    def _notify_bar(self, bar: MinuteBar, completed: bool) -> None:
-        for listener in self.on_bar:
+        for listener in self.on_data:
             try:
-                listener(bar, completed)
+                listener()
             except Exception:
-                log.exception("market data bar listener failed")
+                log.exception("market data listener failed")
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -387,7 +380,11 @@ class MarketData:
 
     def _notify_stored(self, rows: list[Row]) -> None:
         for row in rows:
-            self._notify_bar(MinuteBar(*row), True)
+            for listener in self.on_bar:
+                try:
+                    listener(MinuteBar(*row))
+                except Exception:
+                    log.exception("market data bar listener failed")
 
     async def flush(self) -> None:
         """Hand everything aggregated so far to the database and wait until it is stored."""

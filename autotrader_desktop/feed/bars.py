@@ -23,12 +23,12 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from autotrader_desktop.database import db, write_transaction
-from autotrader_desktop.feed.protocol import MinuteBar, Trade
+from autotrader_desktop.feed.protocol import MinuteBar, Trades
 
 log = logging.getLogger(__name__)
 
 # A bar in memory is a list, mutated in place on the hot path:
-# [open, high, low, close, volume, first trade second, last trade second, state].
+# [open, high, low, close, volume, first trade second, last trade second, state, minute].
 _OPEN, _COMPLETED, _SERVER = 0, 1, 2
 RETENTION_S = 2 * 3600
 
@@ -53,66 +53,83 @@ class BarAggregator:
     def __init__(self, retention: int = RETENTION_S) -> None:
         self.retention = retention
         self._bars: dict[str, dict[int, list]] = {}  # symbol -> minute -> bar
+        self._open: dict[str, list] = {}  # symbol -> its bar in progress
         self._latest: dict[str, int] = {}  # symbol -> newest minute seen
         self._first: dict[str, int] = {}  # symbol -> first minute the stream delivered
         self._horizon = 0  # every minute before this one has ended by the clock
         self._pending: dict[tuple[str, int], list] = {}
         self._merges: list[Merge] = []
 
-    def add_trades(self, trades: Iterable[Trade]) -> None:
-        bars_of, latest, pending, horizon = self._bars, self._latest, self._pending, self._horizon
-        for symbol, price, size, minute, second in trades:
-            minutes = bars_of.get(symbol)
-            if minutes is None:
-                minutes = bars_of[symbol] = {}
-            bar = minutes.get(minute)
-            if bar is not None:
-                state = bar[7]
-                if state == _SERVER:
-                    continue
+    def add_trades(self, trades: Trades) -> None:
+        open_bars, add_other = self._open, self._add_trade
+        columns = (trades.symbols, trades.prices, trades.sizes, trades.minutes, trades.seconds)
+        for symbol, price, size, minute, second in zip(*columns, strict=True):
+            # The hot path: a trade for the bar in progress. Bars are lists, see above.
+            bar = open_bars.get(symbol)
+            if bar is not None and bar[8] == minute:
                 if price > bar[1]:
                     bar[1] = price
-                if price < bar[2]:
+                elif price < bar[2]:
                     bar[2] = price
                 bar[4] += size
-                if second < bar[5]:
-                    bar[0], bar[5] = price, second
                 if second >= bar[6]:
                     bar[3], bar[6] = price, second
-                if state == _COMPLETED:
-                    pending[symbol, minute] = bar
-                continue
-            newest = latest.get(symbol)
-            if newest is None:
-                self._first[symbol] = minute
-            if newest is None or minute > newest:
-                if newest is not None:
-                    self._complete(symbol, newest)
-                closed = minute < horizon  # a lagging feed: the clock has moved on
-                bar = [price, price, price, price, size, second, second, int(closed)]
-                minutes[minute] = bar
-                latest[symbol] = minute
-                if closed:
-                    pending[symbol, minute] = bar
-            elif minute >= self._first[symbol] and minute >= horizon - self.retention:
-                # A late first trade for a minute the stream has covered: its own bar.
-                minutes[minute] = bar = [price, price, price, price, size, second, second, 1]
-                pending[symbol, minute] = bar
+                elif second < bar[5]:
+                    bar[0], bar[5] = price, second
             else:
-                # Before the stream's time (history's bar, if any) or forgotten: merge into
-                # what the database holds, without clobbering it.
-                self._merges.append((symbol, minute, price, size))
+                add_other(symbol, price, size, minute, second)
+
+    def _add_trade(
+        self, symbol: str, price: float, size: float, minute: int, second: float
+    ) -> None:
+        """A trade for a new minute, or a late one for a minute that has completed."""
+        minutes = self._bars.setdefault(symbol, {})
+        bar = minutes.get(minute)
+        if bar is not None:
+            if bar[7] == _SERVER:
+                return
+            bar[1], bar[2], bar[4] = max(bar[1], price), min(bar[2], price), bar[4] + size
+            if second >= bar[6]:
+                bar[3], bar[6] = price, second
+            elif second < bar[5]:
+                bar[0], bar[5] = price, second
+            self._pending[symbol, minute] = bar  # a correction
+            return
+        newest = self._latest.get(symbol)
+        if newest is None:
+            self._first[symbol] = minute
+        if newest is None or minute > newest:
+            if newest is not None:
+                self._complete(symbol, newest)
+            closed = minute < self._horizon  # a lagging feed: the clock has moved on
+            bar = [price, price, price, price, size, second, second, int(closed), minute]
+            minutes[minute] = bar
+            self._latest[symbol] = minute
+            if closed:
+                self._pending[symbol, minute] = bar
+            else:
+                self._open[symbol] = bar
+        elif minute >= self._first[symbol] and minute >= self._horizon - self.retention:
+            # A late first trade for a minute the stream has covered: its own bar.
+            bar = [price, price, price, price, size, second, second, _COMPLETED, minute]
+            minutes[minute] = bar
+            self._pending[symbol, minute] = bar
+        else:
+            # Before the stream's time (history's bar, if any) or forgotten: merge into
+            # what the database holds, without clobbering it.
+            self._merges.append((symbol, minute, price, size))
 
     def _complete(self, symbol: str, minute: int) -> None:
         bar = self._bars[symbol][minute]
         if bar[7] == _OPEN:
             bar[7] = _COMPLETED
             self._pending[symbol, minute] = bar
+            del self._open[symbol]
 
     def apply_bars(self, bars: Iterable[MinuteBar]) -> None:
         """The server's bars (stream "b"/"u", REST backfill): they replace ours."""
         for symbol, t, o, h, low, c, v in bars:
-            bar = [o, h, low, c, v, 0.0, 60.0, _SERVER]
+            bar = [o, h, low, c, v, 0.0, 60.0, _SERVER, t]
             minutes = self._bars.setdefault(symbol, {})
             newest = self._latest.get(symbol)
             if newest is None:
@@ -121,6 +138,8 @@ class BarAggregator:
                 if newest is not None:
                     self._complete(symbol, newest)
                 self._latest[symbol] = t
+            elif t == newest:
+                self._open.pop(symbol, None)  # ours in progress, if any: the server's wins
             if t == self._latest[symbol] or t >= self._horizon - self.retention:
                 minutes[t] = bar
             self._pending[symbol, t] = bar
@@ -148,13 +167,8 @@ class BarAggregator:
 
     def in_progress(self, symbol: str) -> MinuteBar | None:
         """The bar of the minute in progress (what the live candle shows), if any."""
-        minute = self._latest.get(symbol)
-        if minute is None:
-            return None
-        bar = self._bars[symbol][minute]
-        if bar[7] != _OPEN:
-            return None
-        return MinuteBar(symbol, minute, *bar[:5])
+        bar = self._open.get(symbol)
+        return None if bar is None else MinuteBar(symbol, bar[8], *bar[:5])
 
     def last_price(self, symbol: str) -> float | None:
         """Close of the newest bar: the latest trade's price. Safe to call from any thread

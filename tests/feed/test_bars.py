@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from autotrader_desktop.database import Bar
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
-from autotrader_desktop.feed.protocol import MinuteBar, Trade
+from autotrader_desktop.feed.protocol import MinuteBar, Trade, Trades
 
 T = 1_710_343_860  # 2024-03-13 15:31:00 UTC, a minute start
 
@@ -76,7 +76,7 @@ def test_aggregation_matches_the_reference_in_any_arrival_order(trades, batch, c
     aggregator = BarAggregator()
     stored: dict = {}
     for begin in range(0, len(trades), batch):
-        aggregator.add_trades(trades[begin : begin + batch])
+        aggregator.add_trades(Trades.of(trades[begin : begin + batch]))
         if clock_steps:
             # The clock moves on as the batches come in: late trades become corrections.
             aggregator.close_minutes(max(t.time for t in trades[: begin + batch]))
@@ -89,10 +89,10 @@ def test_aggregation_matches_the_reference_in_any_arrival_order(trades, batch, c
 def test_live_bar_then_completion_by_the_next_trade_or_the_clock():
     aggregator = BarAggregator()
     aggregator.close_minutes(T + 1)
-    aggregator.add_trades([trade("AAPL", T + 1, 10.0), trade("AAPL", T + 2, 12.0, 5)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 1, 10.0), trade("AAPL", T + 2, 12.0, 5)]))
     assert aggregator.in_progress("AAPL") == MinuteBar("AAPL", T, 10.0, 12.0, 10.0, 12.0, 15)
     assert aggregator.take_pending() == ([], [])
-    aggregator.add_trades([trade("AAPL", T + 61, 11.0)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 61, 11.0)]))
     assert aggregator.take_pending()[0] == [("AAPL", T, 10.0, 12.0, 10.0, 12.0, 15)]
     assert aggregator.in_progress("AAPL").t == T + 60
     aggregator.close_minutes(T + 120)  # no trade in the next minute: the clock completes it
@@ -104,12 +104,14 @@ def test_live_bar_then_completion_by_the_next_trade_or_the_clock():
 
 def test_server_bars_replace_ours_and_later_trades_are_ignored():
     aggregator = BarAggregator()
-    aggregator.add_trades([trade("AAPL", T + 1, 10.0), trade("AAPL", T + 61, 11.0)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 1, 10.0), trade("AAPL", T + 61, 11.0)]))
     aggregator.take_pending()
     server = MinuteBar("AAPL", T, 9.5, 12.5, 9.0, 10.5, 999)
     aggregator.apply_bars([server])
     assert aggregator.take_pending()[0] == [tuple(server)]
-    aggregator.add_trades([trade("AAPL", T + 30, 20.0)])  # the server sends "u" if needed
+    aggregator.add_trades(
+        Trades.of([trade("AAPL", T + 30, 20.0)])
+    )  # the server sends "u" if needed
     assert aggregator.take_pending() == ([], [])
     corrected = server._replace(h=13.0, v=1001)  # "u"
     aggregator.apply_bars([corrected])
@@ -119,7 +121,7 @@ def test_server_bars_replace_ours_and_later_trades_are_ignored():
 
 def test_server_bar_for_a_new_minute_completes_the_live_one():
     aggregator = BarAggregator()
-    aggregator.add_trades([trade("AAPL", T + 1, 10.0)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 1, 10.0)]))
     aggregator.apply_bars([MinuteBar("AAPL", T + 60, 1, 1, 1, 1, 1)])
     assert sorted(row[1] for row in aggregator.take_pending()[0]) == [T, T + 60]
     assert aggregator.in_progress("AAPL") is None
@@ -128,10 +130,10 @@ def test_server_bar_for_a_new_minute_completes_the_live_one():
 def test_very_late_trades_merge_into_the_stored_bar(db):
     aggregator = BarAggregator(retention=600)
     store([("AAPL", T, 10.0, 11.0, 9.0, 10.5, 100.0)])  # stored before this process ran
-    aggregator.add_trades([trade("AAPL", T + 3600, 10.0)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 3600, 10.0)]))
     aggregator.close_minutes(T + 3600)
     aggregator.take_pending()
-    aggregator.add_trades([trade("AAPL", T + 5, 12.0, 7), trade("AAPL", T - 55, 8.0, 3)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 5, 12.0, 7), trade("AAPL", T - 55, 8.0, 3)]))
     rows, merges = aggregator.take_pending()
     assert rows == [] and len(merges) == 2
     store(rows, merges)
@@ -142,10 +144,12 @@ def test_very_late_trades_merge_into_the_stored_bar(db):
 
 def test_old_minutes_are_forgotten_but_never_the_newest():
     aggregator = BarAggregator(retention=120)
-    aggregator.add_trades([trade("AAPL", T + 1, 10.0), trade("MSFT", T + 300, 5.0)])
+    aggregator.add_trades(Trades.of([trade("AAPL", T + 1, 10.0), trade("MSFT", T + 300, 5.0)]))
     aggregator.close_minutes(T + 3600)
     assert aggregator.last_price("AAPL") == 10.0
-    aggregator.add_trades([trade("MSFT", T + 301, 6.0)])  # older than retention, but newest
+    aggregator.add_trades(
+        Trades.of([trade("MSFT", T + 301, 6.0)])
+    )  # older than retention, but newest
     assert aggregator.take_pending()[0][-1] == ("MSFT", T + 300, 5.0, 6.0, 5.0, 6.0, 20)
 
 

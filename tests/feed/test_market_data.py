@@ -83,9 +83,9 @@ def test_simulator_feed_end_to_end(db, clock):
     market = MarketData(clock)
     changed = Pulse()
     completed: list[MinuteBar] = []
-    live: list[MinuteBar] = []
     market.on_status.append(changed.notify)
-    market.on_bar.append(lambda bar, done: (completed if done else live).append(bar))
+    market.on_data.append(changed.notify)
+    market.on_bar.append(completed.append)
     market.on_bar.append(changed.notify)
     minute = minute_of(clock)
 
@@ -97,7 +97,7 @@ def test_simulator_feed_end_to_end(db, clock):
         await changed.wait_for(lambda: market.status.state == CONNECTED)
         await asyncio.to_thread(market.prepare, ["AAPL"])
         clock.advance(1)  # the simulator streams what happens as its clock moves
-        await changed.wait_for(lambda: live)
+        await changed.wait_for(lambda: market.in_progress_bar("AAPL"))
         assert market.in_progress_bar("AAPL").t == minute
         assert market.message_age("AAPL") == 0.0  # the fake clock has not moved
         # Off the loop, the price is the streamed one: the tick at the fake clock's time.
@@ -147,6 +147,7 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
             )
             market = MarketData(clock, settings, backoff=Backoff(0.01, 0.05))
             market.on_status.append(changed.notify)
+            market.on_data.append(changed.notify)
             market.on_bar.append(changed.notify)
             server.changed = changed
             market.subscribe("AAPL")  # restored before start, like the engine does

@@ -102,11 +102,11 @@ def test_a_frame_of_every_kind():
         )
     )
     assert frame.problems == []
-    assert frame.trades == [
+    assert list(frame.trades) == [
         Trade("AAPL", 171.25, 100, MINUTE, pytest.approx(2.123456789)),
         Trade("MSFT", 400, 1.5, MINUTE + 60, 0.0),
     ]
-    assert frame.trades[0].time == pytest.approx(MINUTE + 2.123456789)
+    assert next(iter(frame.trades)).time == pytest.approx(MINUTE + 2.123456789)
     assert frame.bars == [
         MinuteBar("AAPL", MINUTE, 171.0, 172.0, 170.5, 171.5, 1200.0),
         MinuteBar("MSFT", MINUTE, 171.0, 172.0, 170.5, 171.5, 1200.0),
@@ -166,6 +166,75 @@ def test_malformed_messages_are_skipped_and_described(message, problem):
     assert problem in frame.problems[0]
     assert [t.symbol for t in frame.trades] == ["AAPL"]  # the good message still counts
     assert frame.bars == []
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2024-03-13T15:31:1e1Z",
+        "2024-03-13T15:31:02.Z",
+        "2024-03-13T15:31:02.1234567890Z",
+        "2024-03-13T15:31:61Z",
+        "2024-03-13T15:31:-1.5Z",
+        "2024-03-13T15:31:02.5",
+        "2024-03-13T15:31",
+        "2024-03-13T15:31:02.5ZZ",
+        "2024-03-13T15:32:02.5+",
+        ["2024-03-13T15:31:02.5Z"],
+    ],
+)
+def test_bad_timestamps_in_a_batch_of_trades(stamp):
+    parse_timestamp("2024-03-13T15:31:00Z")  # a known minute: the batch path is taken
+    frame = parse_frame(json.dumps([trade(), trade(t=stamp), trade()]))
+    assert len(frame.trades) == 2
+    assert len(frame.problems) == 1 and "bad timestamp" in frame.problems[0]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"p": float("nan")},
+        {"p": float("inf")},
+        {"p": 0},
+        {"p": 1e15},
+        {"s": 10**20},
+        {"s": False},
+        {"S": ""},
+        {"S": ["AAPL"]},
+    ],
+)
+def test_bad_fields_in_a_batch_of_trades(bad):
+    frame = parse_frame(json.dumps([trade(), trade(), trade(**bad)]))
+    assert len(frame.trades) == 2 and len(frame.problems) == 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["AAPL", "MSFT", "BRK.B"]),
+            st.integers(1, 10**7).map(lambda cents: cents / 100),
+            st.one_of(st.integers(0, 10**6), st.floats(0, 1e6)),
+            st.integers(1_710_000_000 * 10**9, 1_710_000_600 * 10**9),
+            st.sampled_from(["Z", "+00:00", "-05:00"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_batches_parse_like_single_messages(rows):
+    messages = []
+    for symbol, price, size, ns, zone in rows:
+        stamp = format_timestamp(ns)
+        if zone == "-05:00":
+            stamp = format_timestamp(ns - 5 * 3600 * 10**9)
+        messages.append(trade(S=symbol, p=price, s=size, t=stamp.replace("Z", zone)))
+    frame = parse_frame(json.dumps(messages))
+    assert frame.problems == []
+    assert [(t.symbol, t.price, t.size, t.minute) for t in frame.trades] == [
+        (symbol, price, size, ns // 60_000_000_000 * 60) for symbol, price, size, ns, _ in rows
+    ]
+    for parsed, (*_, ns, _) in zip(frame.trades, rows, strict=True):
+        assert parsed.second == pytest.approx(ns % 60_000_000_000 / 1e9, abs=1e-9)
 
 
 def test_problem_descriptions_are_short():

@@ -4,8 +4,8 @@ notifications, export, layout persistence, closing."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from autotrader_desktop.database import Instance
@@ -88,8 +88,6 @@ def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_w
     qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "+100.00")
     model = window.table.model
     index = model.index(model.row_of(instance.id), Column.PNL)
-    from PySide6.QtCore import Qt
-
     assert index.data(Qt.ItemDataRole.ForegroundRole) == window.table.model._theme.gain
     assert cell(window, instance.id, Column.PNL_PCT) == "+1.00%"
     market.prices["NVDA"] = 90.0
@@ -179,8 +177,6 @@ def test_the_drift_badge_shows_an_edited_or_deleted_file(qtbot, engine, clock, b
     assert cell(window, instance.id, Column.VERSION).endswith("⚠ edited")
     model = window.table.model
     index = model.index(model.row_of(instance.id), Column.VERSION)
-    from PySide6.QtCore import Qt
-
     assert Drift.EDITED.value in index.data(Qt.ItemDataRole.ToolTipRole)
     assert Drift.EDITED.value in window.details.header.text()
 
@@ -223,11 +219,16 @@ def test_layout_persists(qtbot, engine, store, make_window):
     header = window.table.view.horizontalHeader()
     header.moveSection(Column.PNL, 0)
     header.hideSection(Column.CASH)
+    window.table.view.sortByColumn(Column.PNL, Qt.SortOrder.DescendingOrder)
+    window.splitter.setSizes([100, 500])
     window.shutdown()
     again = make_window()
     header = again.table.view.horizontalHeader()
     assert header.visualIndex(Column.PNL) == 0
     assert header.isSectionHidden(Column.CASH)
+    assert again.table.proxy.sortColumn() == Column.PNL
+    assert again.table.proxy.sortOrder() == Qt.SortOrder.DescendingOrder
+    assert again.splitter.sizes()[0] < again.splitter.sizes()[1] / 3
 
 
 def test_closing_stops_updates_and_listening(qtbot, engine, window):
@@ -238,4 +239,3 @@ def test_closing_stops_updates_and_listening(qtbot, engine, window):
     assert not window.isVisible()
     assert engine.on_cycle == [] and engine.orchestrator.on_recorded == []
     assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
-    assert timedelta(0) == timedelta(0)

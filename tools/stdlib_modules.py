@@ -39,8 +39,10 @@ NUMPY_EXCLUDED = {
 # Tk-based modules: bundled only when Tk is installed on the build machine (else _tkinter
 # cannot load there and PyInstaller cannot collect Tcl/Tk's files).
 TK_MODULES = {"tkinter", "_tkinter", "turtle"}
-# In a virtual environment with setuptools, `import distutils` gives setuptools' copy
-# (its .pth shim); PyInstaller bundles that same copy, so it is walked where it is.
+# In a virtual environment with setuptools, `import distutils` gives setuptools' copy (its
+# .pth shim). The bundle has the standard library's own copy (build_app.spec leaves
+# setuptools out: its run-time hooks would import setuptools and pkg_resources at every
+# start), so that is the one walked.
 SHIMMED = {"distutils"}
 # Importing these does something visible (opens a web browser, prints, runs a program):
 # bundled, but the import check in tests/packaging leaves them out.
@@ -95,14 +97,17 @@ def stdlib_modules(include_tk: bool | None = None) -> list[str]:
         if name in sys.builtin_module_names:
             found.add(name)
             continue
+        if name in SHIMMED:
+            own = [d / name for d in stdlib_dirs if (d / name / "__init__.py").is_file()]
+            if own:
+                found.add(name)
+                found.update(_walk(name, [str(own[0])]))
+            continue
         spec = importlib.util.find_spec(name)
-        if spec is None or not (name in SHIMMED or _in_stdlib(spec.origin, stdlib_dirs)):
+        if spec is None or not _in_stdlib(spec.origin, stdlib_dirs):
             continue  # not built for this platform (winreg, _scproxy...) or shadowed
         found.add(name)
-        locations = list(spec.submodule_search_locations or [])
-        if not locations and spec.origin and spec.origin.endswith("__init__.py"):
-            locations = [str(Path(spec.origin).parent)]  # the distutils shim's spec
-        found.update(_walk(name, locations))
+        found.update(_walk(name, list(spec.submodule_search_locations or [])))
     return sorted(found)
 
 

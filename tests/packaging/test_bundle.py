@@ -278,7 +278,12 @@ def test_every_stdlib_and_numpy_module_importable_from_source_imports_in_the_bun
         else:
             path.write_text(source, encoding="utf-8")
             done = subprocess.run(
-                [*command, str(path)], env=env, cwd=tmp_path, capture_output=True, timeout=600
+                [*command, str(path)],
+                # the standard library's distutils, as bundled, not setuptools' copy
+                env={**env, "SETUPTOOLS_USE_DISTUTILS": "stdlib"},
+                cwd=tmp_path,
+                capture_output=True,
+                timeout=600,
             )
             assert out.is_file(), done.stderr.decode(errors="replace")[-3000:]
         return json.loads(out.read_text(encoding="utf-8"))

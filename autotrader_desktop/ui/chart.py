@@ -28,6 +28,7 @@ BODY_WIDTH = 0.7  # of a bar's width
 MIN_BAR_PX = 3  # bars narrower than this on screen are combined
 BARS_IN_VIEW = 150  # shown when a symbol is opened
 Y_PADDING = 0.06  # of the visible price range, above and below
+RECHECKED_BARS = 2  # the newest stored bars, read again with each refresh
 
 EMPTY = Bars.from_rows([])
 
@@ -259,6 +260,7 @@ class ChartWidget(QWidget):
         self.symbol: str | None = None
         self._following = True  # the newest bar is in view: keep it there as bars arrive
         self._hover_x: float | None = None  # where the crosshair is, None when not shown
+        self._stored_until: int | None = None  # the newest bar read from the database
 
         self.readout = QLabel()
         self.readout.setTextFormat(Qt.TextFormat.RichText)
@@ -319,6 +321,7 @@ class ChartWidget(QWidget):
 
     def clear(self, message: str = "Select an instance to see its chart") -> None:
         self.symbol = None
+        self._stored_until = None
         self.candles.set_bars(EMPTY)
         self.volume.set_bars(EMPTY)
         self.set_live(None)
@@ -326,8 +329,9 @@ class ChartWidget(QWidget):
         self.readout.setText(f"<i>{message}</i>")
 
     def show_bars(self, symbol: str, bars: Bars) -> None:
-        """A symbol's history; the view shows its newest bars."""
+        """A symbol's stored history; the view shows its newest bars."""
         self.symbol = symbol
+        self._stored_until = int(bars.t[-1]) if len(bars) else None
         self.candles.set_live(None)
         self.volume.set_live(None)
         self.candles.set_bars(bars)
@@ -337,10 +341,13 @@ class ChartWidget(QWidget):
         self._show_newest()
         self._show_readout(None)
 
-    def add_bars(self, bars: Bars) -> None:
-        """Newer or corrected bars (the ones of the live minute's predecessors)."""
+    def add_bars(self, bars: Bars, stored: bool = True) -> None:
+        """Newer or corrected bars: from the database, or (stored=False) a minute just
+        ended as last seen live, until its stored bar replaces it."""
         if not len(bars):
             return
+        if stored:
+            self._stored_until = max(self._stored_until or 0, int(bars.t[-1]))
         merged = self.candles.bars.merged(bars)
         self.candles.set_bars(merged)
         self.volume.set_bars(merged)
@@ -364,9 +371,14 @@ class ChartWidget(QWidget):
         self.buys.setData(centre(fills.buy_t), fills.buy_price)
         self.sells.setData(centre(fills.sell_t), fills.sell_price)
 
-    def newest_t(self) -> int | None:
-        """The start of the newest completed bar shown (None without bars)."""
-        return int(self.candles.bars.t[-1]) if len(self.candles.bars) else None
+    def reload_after(self) -> int | None:
+        """Where the next read of stored bars starts (exclusive); None: read them all.
+
+        The newest stored bars are read again: late trades may have corrected them.
+        """
+        if self._stored_until is None:
+            return None
+        return self._stored_until - RECHECKED_BARS * BAR_SECONDS
 
     # --- view ---------------------------------------------------------------------------
 

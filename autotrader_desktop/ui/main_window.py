@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
         row = self.table.selected()
         if row is not None:
             self.history.request(row.id)
-            self.chart_data.request(row.ticker, row.id, self.chart.newest_t())
+            self.chart_data.request(row.ticker, row.id, self.chart.reload_after())
 
     def _refresh_market(self) -> None:
         self.market.request(self.engine.clock.now())
@@ -393,17 +393,17 @@ class MainWindow(QMainWindow):
             self.chart.clear(f"Loading {row.ticker} …")
             self.chart_data.request(row.ticker, row.id, None)
         else:
-            self.chart_data.request(row.ticker, row.id, self.chart.newest_t())
+            self.chart_data.request(row.ticker, row.id, self.chart.reload_after())
 
     def _chart_data_loaded(self, data: ChartData) -> None:
         row = self.table.selected()
         if row is None or row.ticker != data.symbol:
             return  # the selection moved on
-        if data.after is None:
+        if self.chart.symbol == data.symbol:
+            self.chart.add_bars(data.bars)
+        elif data.after is None:
             self.chart.show_bars(data.symbol, data.bars)
             self.chart.set_live(self.live.live_bar)
-        elif self.chart.symbol == data.symbol:
-            self.chart.add_bars(data.bars)
         else:
             return  # newer bars for a chart that has been cleared since
         self.chart.set_fills(data.fills)
@@ -416,7 +416,7 @@ class MainWindow(QMainWindow):
     @Slot(str, object)
     def _bar_closed(self, symbol: str, bar: Bars) -> None:
         if symbol == self.chart.symbol:
-            self.chart.add_bars(bar)  # as last seen live, until the stored bar replaces it
+            self.chart.add_bars(bar, stored=False)
 
     @Slot(object)
     def _runs_recorded(self, batch: list[RecordedRun]) -> None:

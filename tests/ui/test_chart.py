@@ -91,6 +91,12 @@ def test_the_in_progress_candle_is_live(qtbot, engine, market, clock, buyer, win
     bars = window.chart.candles.bars
     assert bars.t[-1] == MINUTE and bars.c[-1] == 102.0
     assert window.chart.candles.live.t[0] == MINUTE + 60
+    # The feed stores that minute's bar: it replaces the one seen live.
+    store_bars("NVDA", MINUTE, [102.5])
+    refreshed(qtbot, window)
+    bars = window.chart.candles.bars
+    assert bars.t[-1] == MINUTE and bars.c[-1] == 102.5 and bars.v[-1] == 1000.0
+    assert len(bars) == 101
 
 
 def test_the_y_range_fits_the_bars_in_view(qtbot):

@@ -89,7 +89,6 @@ class MarketData:
         self._simulator = Simulator(clock, self.settings.simulator_seed)
         self._history: HistoryClient | None = None
         self._aggregator = BarAggregator()
-        self._last_message: dict[str, float] = {}
         self._last_data_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: FeedClient | None = None
@@ -255,7 +254,6 @@ class MarketData:
             self._spawn(asyncio.to_thread(self.prepare, [symbol]))
         elif not wanted and symbol in client.symbols:
             client.unsubscribe([symbol])
-            self._last_message.pop(symbol, None)
 
     # --- history ----------------------------------------------------------------------------
 
@@ -346,14 +344,10 @@ class MarketData:
 
     def _on_frame(self, frame: Frame) -> None:
         now = self._clock.now().timestamp()
-        aggregator, last = self._aggregator, self._last_message
         if frame.bars:
-            aggregator.apply_bars(frame.bars)
-            for bar in frame.bars:
-                last[bar.symbol] = now
+            self._aggregator.apply_bars(frame.bars)
         if frame.trades:
-            aggregator.add_trades(frame.trades)
-            last.update(dict.fromkeys(frame.trades.symbols, now))
+            self._aggregator.add_trades(frame.trades)
         self._last_data_at = now
         for listener in self.on_data:
             try:
@@ -427,7 +421,8 @@ class MarketData:
         """The bar of the minute in progress, from streamed trades (for the live candle)."""
         return self._aggregator.in_progress(symbol)
 
-    def message_age(self, symbol: str) -> float | None:
-        """Seconds since the stream last said something about `symbol` (None: never)."""
-        last = self._last_message.get(symbol)
-        return None if last is None else self._clock.now().timestamp() - last
+    def data_age(self, symbol: str) -> float | None:
+        """Seconds since the newest trade (or bar end) the feed delivered for `symbol`, by
+        its timestamp; None before any. The stale-data warning reads this."""
+        newest = self._aggregator.data_time(symbol)
+        return None if newest is None else self._clock.now().timestamp() - newest

@@ -69,12 +69,14 @@ def make_frames() -> list[str]:
         bar = bars.setdefault(symbol, [price, price, price, price, 0])
         bar[1:] = max(bar[1], price), min(bar[2], price), price, bar[4] + size
         stamp = format_timestamp(when)
+        # Alpaca's shape, as its documentation shows it ("I": an odd lot).
+        conditions = ["@", "I"] if size < 100 else ["@"]
         batch.append(
-            {"T": "t", "S": symbol, "i": i, "x": "V", "p": price, "s": size, "t": stamp}
-            | {"c": ["@"], "z": "C"}
+            {"T": "t", "i": 96921 + i, "S": symbol, "x": "D", "p": price, "s": size, "t": stamp}
+            | {"c": conditions, "z": "C"}
         )
         if len(batch) >= BATCH or i == TRADES - 1:
-            frames.append(json.dumps(batch))
+            frames.append(json.dumps(batch, separators=(",", ":")))
             batch = []
     return frames
 
@@ -120,7 +122,7 @@ async def ingest_run(url: str) -> tuple[float, int]:
     clock = FakeClock(datetime.fromtimestamp(START_NS // 10**9, UTC))
     market = MarketData(clock, Settings(feed="alpaca-iex", stream_url=url, history_url=url))
     done = asyncio.Event()
-    market.on_data.append(lambda: market.message_age(END) is not None and done.set())
+    market.on_data.append(lambda: market.data_age(END) is not None and done.set())
     start = time.perf_counter()
     await market.start()
     await done.wait()

@@ -170,6 +170,16 @@ class BarAggregator:
         bar = self._open.get(symbol)
         return None if bar is None else MinuteBar(symbol, bar[8], *bar[:5])
 
+    def data_time(self, symbol: str) -> float | None:
+        """Epoch time of the newest trade, or the end of the newest server bar. Any thread."""
+        minute = self._latest.get(symbol)
+        if minute is None:
+            return None
+        bar = self._bars[symbol].get(minute)
+        if bar is None:
+            return None
+        return minute + (60.0 if bar[7] == _SERVER else bar[6])
+
     def last_price(self, symbol: str) -> float | None:
         """Close of the newest bar: the latest trade's price. Safe to call from any thread
         (each step is a single dict read, atomic under the GIL; the newest bar is never

@@ -99,7 +99,10 @@ def test_live_bar_then_completion_by_the_next_trade_or_the_clock():
     assert aggregator.in_progress("AAPL") is None
     assert aggregator.take_pending()[0] == [("AAPL", T + 60, 11.0, 11.0, 11.0, 11.0, 10)]
     assert aggregator.last_price("AAPL") == 11.0
-    assert aggregator.last_price("MSFT") is None
+    assert aggregator.data_time("AAPL") == T + 61
+    assert aggregator.last_price("MSFT") is None and aggregator.data_time("MSFT") is None
+    aggregator.apply_bars([MinuteBar("AAPL", T + 120, 1, 1, 1, 1, 1)])
+    assert aggregator.data_time("AAPL") == T + 180  # a server bar: data up to its end
 
 
 def test_server_bars_replace_ours_and_later_trades_are_ignored():

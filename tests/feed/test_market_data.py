@@ -99,7 +99,7 @@ def test_simulator_feed_end_to_end(db, clock):
         clock.advance(1)  # the simulator streams what happens as its clock moves
         await changed.wait_for(lambda: market.in_progress_bar("AAPL"))
         assert market.in_progress_bar("AAPL").t == minute
-        assert market.message_age("AAPL") == 0.0  # the fake clock has not moved
+        assert market.data_age("AAPL") == 0.0  # the fake clock has not moved
         # Off the loop, the price is the streamed one: the tick at the fake clock's time.
         assert await asyncio.to_thread(market.latest_price, "AAPL") == price_path.price_at(
             "AAPL", clock.now()

@@ -311,7 +311,7 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
 
     instance = instances.get(args.id)
     clock = SystemClock()
-    market = MarketData(clock, seed=ctx.settings.simulator_seed)
+    market = MarketData(clock, ctx.settings)
     if instance.shares:
         market.prepare([instance.ticker])
     stopped = instances.stop(

@@ -448,6 +448,10 @@ class InstanceTable(QWidget):
         if rows and not self._sized:
             self._sized = True  # fit the columns to real content once; then they are the user's
             self.view.resizeColumnsToContents()
+            # Leave room for a drift badge that may appear later.
+            widest = self.view.fontMetrics().horizontalAdvance("00000000  ⚠ deleted") + 16
+            if self.view.columnWidth(Column.VERSION) < widest:
+                self.view.setColumnWidth(Column.VERSION, widest)
         if first_load and rows and not self.view.selectionModel().hasSelection():
             self.view.selectRow(0)  # something to chart from the start
 

@@ -41,8 +41,8 @@ class FeedView:
     name: str  # "simulator", "Alpaca IEX", ...
     state: str  # "connected", "reconnecting in 4 s (...)", "auth failed (...)", ...
     ok: bool
-    age: float | None  # seconds since the newest message about any subscribed symbol
-    stale: list[str]  # subscribed symbols without a message for STALE_AFTER_S
+    age: float | None  # seconds since the newest trade or bar of any symbol shown
+    stale: list[str]  # symbols whose newest data is older than STALE_AFTER_S
 
 
 class LiveData(QObject):
@@ -104,19 +104,19 @@ class LiveData(QObject):
 
     def feed_view(self) -> FeedView:
         status = getattr(self._market, "status", None)
-        message_age = getattr(self._market, "message_age", None)
+        data_age = getattr(self._market, "data_age", None)
         ages = {}
-        if message_age is not None:
-            ages = {s: message_age(s) for s in self._symbols}
-        known = [age for age in ages.values() if age is not None]
-        stale = sorted(s for s, age in ages.items() if age is None or age > STALE_AFTER_S)
+        if data_age is not None:
+            ages = {s: data_age(s) for s in self._symbols}
+        known = {s: age for s, age in ages.items() if age is not None}
+        stale = sorted(s for s, age in known.items() if age > STALE_AFTER_S)
         if status is None:  # market data without a stream
             return FeedView(self._feed_name, "prices on request", True, None, [])
         return FeedView(
             self._feed_name,
             status.text(time.monotonic()),
             status.state == CONNECTED,
-            min(known) if known else None,
+            min(known.values()) if known else None,
             stale,
         )
 

@@ -463,7 +463,7 @@ class MainWindow(QMainWindow):
             self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
         self.restoreState(store.value("window/state", b""))
         if not self.splitter.restoreState(store.value("window/splitter", b"")):
-            self.splitter.setSizes([self.height() * 2 // 5, self.height() * 3 // 5])
+            self.splitter.setSizes([self.height() // 3, self.height() * 2 // 3])
         if not self.lower_splitter.restoreState(store.value("window/lower_splitter", b"")):
             self.lower_splitter.setSizes([self.width() * 3 // 5, self.width() * 2 // 5])
         self.table.restore_header(store.value("table/header", b""))

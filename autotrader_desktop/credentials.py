@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass, field
 
 import keyring
-import keyring.errors
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def load() -> Credentials | None:
     try:
         key_id = keyring.get_password(SERVICE, KEY_ENV)
         secret = keyring.get_password(SERVICE, SECRET_ENV)
-    except keyring.errors.KeyringError as exc:
+    except Exception as exc:  # backends raise more than KeyringError (D-Bus, locked store)
         # Only the exception type: some backends put request details in the message.
         log.warning("the OS keyring is not available (%s)", type(exc).__name__)
         return None
@@ -51,7 +50,7 @@ def save(credentials: Credentials) -> None:
     try:
         keyring.set_password(SERVICE, KEY_ENV, credentials.key_id)
         keyring.set_password(SERVICE, SECRET_ENV, credentials.secret_key)
-    except keyring.errors.KeyringError as exc:
+    except Exception as exc:  # as in load()
         raise CredentialsError(
             f"could not store the API key in the OS keyring ({type(exc).__name__}); "
             f"set {KEY_ENV} and {SECRET_ENV} in the environment instead"

@@ -31,7 +31,15 @@ from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, Row, store
-from autotrader_desktop.feed.client import CONNECTED, OFF, STOPPED, Backoff, FeedClient, FeedStatus
+from autotrader_desktop.feed.client import (
+    AUTH_FAILED,
+    CONNECTED,
+    OFF,
+    STOPPED,
+    Backoff,
+    FeedClient,
+    FeedStatus,
+)
 from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.protocol import Frame, MinuteBar
 from autotrader_desktop.feed.simulator import Simulator, SimulatorThread
@@ -153,7 +161,7 @@ class MarketData:
             creds = await asyncio.to_thread(self._credentials)
         except credentials.CredentialsError as exc:
             log.error("market data: %s", exc)
-            self._status_changed(FeedStatus("auth failed", str(exc)))
+            self._status_changed(FeedStatus(AUTH_FAILED, str(exc)))
             return
         self._writer = BarWriter()
         self._client = FeedClient(
@@ -310,14 +318,18 @@ class MarketData:
     async def _backfill_gap(self, since: float) -> None:
         """After a reconnect: the server's bars from the minute the stream went quiet."""
         symbols = sorted(self.symbols)
-        history = self._history
         last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
         start = max(int(since) // 60 * 60, last_complete - self._lookback)
-        if not symbols or history is None or start > last_complete:
+        if not symbols or start > last_complete:
             return
+
+        def fetch() -> dict[str, list[MinuteBar]]:
+            history = self._history_client()
+            return history.bars(symbols, start, last_complete) if history else {}
+
         try:
-            found = await asyncio.to_thread(history.bars, symbols, start, last_complete)
-        except HistoryError as exc:
+            found = await asyncio.to_thread(fetch)
+        except (HistoryError, credentials.CredentialsError) as exc:
             log.warning("market data: could not backfill the gap after reconnecting: %s", exc)
             return
         for bars in found.values():

@@ -89,8 +89,9 @@ class FeedStatus:
         """'reconnecting in 4 s (connection limit exceeded)', 'auth failed (402 ...)', ..."""
         label = self.state
         if self.state == RECONNECTING and self.retry_at is not None:
-            remaining = math.ceil(max(0.0, self.retry_at - (now or time.monotonic())))
-            label = f"reconnecting in {remaining} s"
+            remaining = math.ceil(self.retry_at - (now or time.monotonic()))
+            # At 0 s websockets is already trying again.
+            label = f"reconnecting in {remaining} s" if remaining > 0 else RECONNECTING
         return f"{label} ({self.detail})" if self.detail else label
 
 
@@ -212,6 +213,7 @@ class FeedClient:
                 async for ws in sessions:
                     reason = await self._session(ws)
                     await asyncio.sleep(self._wait_before_retry(reason))
+                    self._set_status(CONNECTING)
         except _Fatal as exc:
             log.error("market data stream: %s (%s); not retrying", exc.state, exc)
             self._set_status(exc.state, str(exc))

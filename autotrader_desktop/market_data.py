@@ -71,10 +71,10 @@ def _on_event_loop() -> bool:
 class MarketData:
     """Reference-counted symbol subscriptions, latest prices, minute bars and feed status.
 
-    Thread-safety: `subscribe`, `unsubscribe`, `prepare`, `latest_price`, `symbols` and
-    `subscriptions` may be called from any thread; `prepare` blocks (history over the
-    network). Everything else, and the `on_status`/`on_bar` callbacks, run on the event
-    loop that called `start()`.
+    Thread-safety: `subscribe`, `unsubscribe`, `prepare`, `latest_price`, `symbols`,
+    `subscriptions` and `data_age` may be called from any thread; `prepare` blocks (history
+    over the network). Everything else, and the listeners, run on the event loop that
+    called `start()`.
     """
 
     def __init__(
@@ -129,16 +129,16 @@ class MarketData:
 
     def _history_client(self) -> HistoryClient | None:
         """The history client, created on first use (the keyring is only read when needed)."""
-        with self._lock:
-            if self._history is None and self.feed == "sim":
-                self._history = HistoryClient("sim:", transport=self._simulator.rest)
-            elif self._history is None and self.feed.startswith("alpaca"):
-                self._history = HistoryClient(
-                    self.settings.history_url or ALPACA_HISTORY_URL,
-                    self._credentials(),
-                    feed=self.feed.removeprefix("alpaca-"),
-                )
-            return self._history
+        if self._history is None and self.feed == "sim":
+            self._history = HistoryClient("sim:", transport=self._simulator.rest)
+        elif self._history is None and self.feed.startswith("alpaca"):
+            # Not under self._lock: reading the keyring may wait for the user to allow it.
+            self._history = HistoryClient(
+                self.settings.history_url or ALPACA_HISTORY_URL,
+                self._credentials(),
+                feed=self.feed.removeprefix("alpaca-"),
+            )
+        return self._history
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -151,9 +151,8 @@ class MarketData:
             self._sim_thread = SimulatorThread(self._simulator)
             await asyncio.to_thread(self._sim_thread.start)
             stream_url = self._sim_thread.stream_url
-            with self._lock:
-                # The server is up: from now on history goes over HTTP, like Alpaca's.
-                self._history = HistoryClient(self._sim_thread.history_url, SIM_CREDENTIALS)
+            # The server is up: from now on history goes over HTTP, like Alpaca's.
+            self._history = HistoryClient(self._sim_thread.history_url, SIM_CREDENTIALS)
         else:
             variant = self.feed.removeprefix("alpaca-")
             stream_url = self.settings.stream_url or ALPACA_STREAM_URL.format(feed=variant)

@@ -48,7 +48,11 @@ _MERGE = (
 
 
 class BarAggregator:
-    """Trades and server bars in, live bars and pending writes out. Not thread-safe."""
+    """Trades and server bars in, live bars and pending writes out.
+
+    Used from the event loop only, except `last_price` and `data_time`, which any thread
+    may call.
+    """
 
     def __init__(self, retention: int = RETENTION_S) -> None:
         self.retention = retention

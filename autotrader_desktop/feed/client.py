@@ -68,15 +68,15 @@ class Backoff:
         self, base: float = 1.0, cap: float = 60.0, rng: Callable[[], float] = random.random
     ) -> None:
         self.base, self.cap, self._rng = base, cap, rng
-        self.attempts = 0
+        self._attempts = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * 2 ** min(self.attempts, 62))
-        self.attempts += 1
+        ceiling = min(self.cap, self.base * 2 ** min(self._attempts, 62))
+        self._attempts += 1
         return ceiling / 2 + self._rng() * ceiling / 2
 
     def reset(self) -> None:
-        self.attempts = 0
+        self._attempts = 0
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,10 @@ class FeedClient:
         for problem in frame.problems:
             self._complaints.warn("market data stream: skipped a message: %s", problem)
         if frame.trades or frame.bars:
-            self._on_frame(frame)
+            try:
+                self._on_frame(frame)
+            except Exception:  # a bug downstream must not end the stream
+                log.exception("market data stream: processing a frame failed")
         successes = []
         for notice in frame.notices:
             if notice.kind == "success":

@@ -54,7 +54,7 @@ AUTH_TIMEOUT_S = 10.0
 MAX_CATCH_UP_TICKS = 5 * TICKS_PER_SECOND
 MAX_CATCH_UP_BARS = 10
 _SYMBOL = re.compile(r"[A-Za-z0-9./-]{1,20}")
-LATEST = ["trades", "latest"]
+_LATEST_TRADE = ["trades", "latest"]
 _BAR_CHUNK = 1000  # minutes per numpy batch: 240k ticks, a few MB of temporaries
 
 
@@ -180,7 +180,7 @@ class Simulator:
                 return 200, self._bars_page(symbols, query, multi=True)
             if len(parts) == 4 and parts[:2] == ["v2", "stocks"] and parts[3] == "bars":
                 return 200, self._bars_page([parts[2]], query, multi=False)
-            if len(parts) == 5 and parts[:2] == ["v2", "stocks"] and parts[3:] == LATEST:
+            if len(parts) == 5 and parts[:2] == ["v2", "stocks"] and parts[3:] == _LATEST_TRADE:
                 return 200, self._latest_trade(parts[2])
         except _BadRequest as exc:
             return exc.status, {"code": exc.status, "message": str(exc)}

@@ -212,6 +212,28 @@ def test_garbage_frames_are_logged_and_skipped(caplog):
     assert "server error 405 symbol limit exceeded" in caplog.text
 
 
+def test_a_failing_frame_handler_does_not_end_the_stream(caplog):
+    async def scenario() -> None:
+        async with ScriptedServer() as server, Harness(server) as harness:
+            delivered = harness._on_frame
+
+            def flaky(frame: Frame) -> None:
+                if not harness.frames:
+                    harness.frames.append(frame)
+                    raise RuntimeError("bug")
+                delivered(frame)
+
+            harness.client._on_frame = flaky
+            await server.wait_connected()
+            await server.send([trade(price=1.0)])
+            await server.send([trade(price=2.0)])
+            await harness.wait_for(lambda: harness.prices == [1.0, 2.0])
+            assert len(server.handshakes) == 1
+
+    run(scenario())
+    assert "processing a frame failed" in caplog.text
+
+
 def test_a_flood_of_garbage_is_rate_limited_in_the_log(caplog):
     async def scenario() -> None:
         async with ScriptedServer() as server, Harness(server) as harness:

@@ -322,20 +322,25 @@ class MarketData:
         if not symbols or start > last_complete:
             return
 
-        def fetch() -> dict[str, list[MinuteBar]]:
+        recent = last_complete - self._aggregator.retention
+
+        def fetch() -> list[MinuteBar]:
+            """On a thread: store what is too old to matter to the aggregator (after a long
+            sleep that is most of it, and it would stall the loop); return the rest."""
             history = self._history_client()
-            return history.bars(symbols, start, last_complete) if history else {}
+            found = history.bars(symbols, start, last_complete) if history else {}
+            bars = [bar for rows in found.values() for bar in rows]
+            store([bar for bar in bars if bar.t < recent])
+            return [bar for bar in bars if bar.t >= recent]
 
         try:
-            found = await asyncio.to_thread(fetch)
+            bars = await asyncio.to_thread(fetch)
         except (HistoryError, credentials.CredentialsError) as exc:
             log.warning("market data: could not backfill the gap after reconnecting: %s", exc)
             return
-        for bars in found.values():
-            self._aggregator.apply_bars(bars)
+        self._aggregator.apply_bars(bars)
         log.info(
-            "market data: backfilled %d bars since %s",
-            sum(len(bars) for bars in found.values()),
+            "market data: backfilled the gap since %s UTC",
             time.strftime("%H:%M", time.gmtime(start)),
         )
 

@@ -162,9 +162,10 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
             await changed.wait_for(lambda: market.in_progress_bar("AAPL"))
             assert await asyncio.to_thread(market.latest_price, "AAPL") == 100.0
 
-            # Dropped mid-stream; five minutes pass; the gap comes from the history API.
+            # Dropped mid-stream; three hours pass; the gap comes from the history API
+            # (the part older than the aggregator's retention straight into the database).
             server.drop()
-            clock.advance(5 * 60)
+            clock.advance(3 * 3600)
             await server.wait_connected(count=2)
             gap_end = minute_of(clock) - 60
             await changed.wait_for(lambda: stored_through(gap_end))
@@ -200,8 +201,8 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
 
     market = run(scenario())
     bars = stored("AAPL")
-    gap = [bar for bar in bars if start_minute < bar.t < start_minute + 5 * 60]
-    assert gap == expected("AAPL", start_minute + 60, start_minute + 4 * 60)
+    gap = [bar for bar in bars if start_minute < bar.t < start_minute + 3 * 3600]
+    assert gap == expected("AAPL", start_minute + 60, start_minute + 3 * 3600 - 60)
     assert market.status.state == STOPPED
     assert "backfilled" in caplog.text and "skipped a frame" in caplog.text
     assert SECRET not in caplog.text

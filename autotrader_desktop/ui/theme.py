@@ -17,7 +17,6 @@ from autotrader_desktop import resources
 
 @dataclass(frozen=True)
 class Theme:
-    dark: bool
     gain: QColor  # P&L > 0, buys, rising candles
     loss: QColor  # P&L < 0, sells, falling candles
     warning: QColor  # drift badge, stale data
@@ -43,7 +42,6 @@ def current() -> Theme:
     grid = QColor(foreground)
     grid.setAlpha(40)
     return Theme(
-        dark=dark,
         gain=QColor("#4cc38a" if dark else "#17803d"),
         loss=QColor("#ff6b6b" if dark else "#c62828"),
         warning=QColor("#f5b942" if dark else "#a35c00"),

@@ -73,3 +73,14 @@ def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(
     assert engine.on_cycle == []  # the window no longer listens
     assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
     assert not reporter.dialog.isVisible()  # no unexpected error on the way
+
+
+def test_without_a_display_the_app_says_what_to_do(tmp_path):
+    env = subprocess_env(tmp_path / "data", tmp_path / "algorithm")
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    (tmp_path / "algorithm").mkdir()
+    result = run_cli_subprocess([], env)
+    assert result.returncode == 2
+    assert "no display" in result.stderr and "headless" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -75,6 +76,7 @@ def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(
     assert not reporter.dialog.isVisible()  # no unexpected error on the way
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland displays")
 def test_without_a_display_the_app_says_what_to_do(tmp_path):
     env = subprocess_env(tmp_path / "data", tmp_path / "algorithm")
     for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):

@@ -9,7 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool(name: str):
+def load_tool(name: str):
     """A module from tools/ (not a package: build_app.spec puts tools/ on sys.path)."""
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
@@ -20,4 +20,4 @@ def _tool(name: str):
     return sys.modules[name]
 
 
-stdlib_modules = _tool("stdlib_modules")
+stdlib_modules = load_tool("stdlib_modules")

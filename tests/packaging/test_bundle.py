@@ -375,7 +375,13 @@ def zones():
     import zoneinfo
 
     when = datetime(2024, 7, 1, 12, tzinfo=UTC)
-    return str(when.astimezone(zoneinfo.ZoneInfo("America/New_York")).utcoffset())
+    offsets = [str(when.astimezone(zoneinfo.ZoneInfo("America/New_York")).utcoffset())]
+    zoneinfo.reset_tzpath(to=[])  # as on a system without a time zone database: tzdata
+    try:
+        offsets.append(str(when.astimezone(zoneinfo.ZoneInfo.no_cache("Europe/Paris")).utcoffset()))
+    finally:
+        zoneinfo.reset_tzpath()
+    return offsets
 
 
 def icon():
@@ -444,7 +450,7 @@ def test_what_the_app_finds_at_run_time_works_frozen(app, env, tmp_path):
     assert scheduler["trigger"] == "IntervalTrigger"
     assert {"SecretService", "chainer", "libsecret"} <= set(results["keyring"]["entry_points"])
     assert results["market_hours"] == [True, False]
-    assert results["zoneinfo"] == "-1 day, 20:00:00"
+    assert results["zoneinfo"] == ["-1 day, 20:00:00", "2:00:00"]
     assert results["icon"] == [True, True, [16, 22, 24, 32, 48, 64, 128, 256, 512]]
     assert results["qt_svg"] is True
     print(f"keyring backends here: {results['keyring']['viable']}")

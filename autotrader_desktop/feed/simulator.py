@@ -297,6 +297,11 @@ class Simulator:
     # --- stream ---------------------------------------------------------------------------
 
     async def _handle_stream(self, ws: ServerConnection) -> None:
+        # A client may vanish at any point (the app quitting mid-handshake): not an error.
+        with contextlib.suppress(ConnectionClosed):
+            await self._serve_session(ws)
+
+    async def _serve_session(self, ws: ServerConnection) -> None:
         await ws.send(json.dumps([{"T": "success", "msg": "connected"}]))
         try:
             async with asyncio.timeout(self.auth_timeout):
@@ -312,8 +317,6 @@ class Simulator:
         try:
             async for raw in ws:
                 await self._handle_action(ws, raw, trades, bars)
-        except ConnectionClosed:
-            pass
         finally:
             emitter.cancel()
 

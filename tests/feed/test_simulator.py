@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import urllib.request
@@ -250,6 +251,19 @@ def test_stream_auth_timeout_and_errors():
 
     codes = [json.loads(raw)[0]["code"] for raw in run(scenario())]
     assert codes == [401, 401, 404, 402]
+
+
+def test_a_client_vanishing_mid_handshake_is_not_an_error(caplog):
+    async def scenario() -> None:
+        async with Simulator(FakeClock(NOW)).serve() as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/v2/sim") as ws:
+                await ws.recv()  # "connected"
+                ws.transport.abort()  # e.g. the app quitting before it authenticated
+        # Leaving `serve` waited for the connection's handler to finish.
+
+    run(scenario())
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @pytest.mark.slow

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import time
+from contextlib import closing
 from datetime import timedelta
 
 import keyring.errors
@@ -20,6 +23,7 @@ from autotrader_desktop.feed.simulator import Simulator
 from autotrader_desktop.market_data import MIN_BARS, MarketData
 from autotrader_desktop.settings import Settings
 from tests.feed.conftest import KEY, SECRET, Pulse, ScriptedServer, run
+from tests.helpers import connect, run_cli_subprocess, subprocess_env
 
 
 def stored(symbol: str) -> list[MinuteBar]:
@@ -265,3 +269,93 @@ def test_an_unavailable_keyring_is_a_warning(monkeypatch, caplog):
     with pytest.raises(credentials.CredentialsError, match="APCA_API_KEY_ID"):
         credentials.save(credentials.Credentials("k", "s"))
     assert "hunter2" not in caplog.text
+
+
+BUYER = """
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        return ("buy", 1)
+"""
+
+
+@pytest.mark.slow
+def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp_path):
+    """SPEC §4 end to end: `headless --feed alpaca-iex` against a protocol-speaking server
+    authenticates from APCA_*, backfills, fills at streamed prices, survives faults."""
+    data, algorithms = tmp_path / "data", tmp_path / "algorithm"
+    algorithms.mkdir()
+    (algorithms / "buyer.py").write_text(BUYER)
+    env = subprocess_env(
+        data,
+        algorithms,
+        APCA_API_KEY_ID=KEY,
+        APCA_API_SECRET_KEY=SECRET,
+        AUTOTRADER_MARKET_HOURS_GATING="off",  # on by default for Alpaca; the test runs anytime
+    )
+    assert run_cli_subprocess(["add", "AAPL", "buyer", "100000"], env).returncode == 0
+
+    def prices_paid() -> set[float]:
+        with closing(connect(data)) as conn:
+            return {row[0] for row in conn.execute("SELECT price FROM transactions")}
+
+    async def scenario() -> list[str]:
+        lines: list[str] = []
+        async with ScriptedServer(Simulator()) as server:
+            urls = ["--stream-url", server.url, "--history-url", server.history_url]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *["-m", "autotrader_desktop", "--feed", "alpaca-iex", *urls],
+                *["headless", "--every", "0.5"],
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+
+            async def read() -> None:
+                assert process.stdout is not None
+                async for line in process.stdout:
+                    lines.append(line.decode())
+                    server.changed.notify()
+
+            reader = asyncio.get_running_loop().create_task(read())
+
+            def cycles() -> int:
+                return sum("autotrader_desktop.engine: cycle " in line for line in lines)
+
+            async def fills_at(price: float) -> None:
+                # Two cycles after the trade streamed in, the fill must have used it.
+                await server.send(trade_message(price))
+                seen = cycles()
+                await server.changed.wait_for(lambda: cycles() >= seen + 2, timeout=30)
+                assert price in await asyncio.to_thread(prices_paid), "".join(lines)
+
+            try:
+                await server.wait_connected()
+                await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
+                assert server.received[0] == {"action": "auth", "key": KEY, "secret": SECRET}
+                await fills_at(123.45)
+                server.script = ["406"]  # the next connection is refused
+                server.drop()
+                await server.wait_connected(count=3)
+                await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
+                await server.send("not json")
+                await server.send([{"T": "t", "S": "AAPL", "p": "1", "s": 1, "t": "?"}])
+                await fills_at(124.5)
+            finally:
+                process.terminate()
+                await process.wait()
+                await reader
+        return lines
+
+    log = "".join(run(scenario(), timeout=120))
+    assert "stored" in log and "bars of AAPL history" in log  # backfilled
+    assert "server error 406" in log and "skipped a frame" in log
+    assert SECRET not in log
+
+
+def trade_message(price: float) -> list[dict]:
+    stamp = format_timestamp(time.time_ns())
+    return [{"T": "t", "S": "AAPL", "p": price, "s": 10, "t": stamp}]

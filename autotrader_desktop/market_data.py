@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
-from autotrader_desktop import credentials
+from autotrader_desktop import credentials, market_hours
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, Row, store
@@ -144,6 +144,9 @@ class MarketData:
 
     async def start(self) -> None:
         """Start streaming (and, for "sim", the simulator) on the running event loop."""
+        if self.settings.gating_enabled:
+            # The NYSE calendar takes ~0.5 s to load (pandas): not on the loop at a cycle.
+            self._spawn(asyncio.to_thread(market_hours.is_open, self._clock.now()))
         if self.feed == "none":
             return
         loop = asyncio.get_running_loop()

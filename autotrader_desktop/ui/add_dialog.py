@@ -108,10 +108,9 @@ class AddDialog(QDialog):
         self.algorithm.currentIndexChanged.connect(self.validate)
         self.validate()
 
-    def _error_label(self) -> QLabel:
-        label = QLabel()
-        label.setWordWrap(True)
-        label.setStyleSheet(f"color: {theme.current().loss.name()}")
+    @staticmethod
+    def _error_label() -> QLabel:
+        label = theme.message_label(theme.current().loss)
         label.hide()
         return label
 

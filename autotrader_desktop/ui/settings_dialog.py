@@ -142,9 +142,7 @@ class SettingsDialog(QDialog):
         folder_row.setContentsMargins(0, 0, 0, 0)
         algorithms_form.addRow("&Folder", self._with_note(folder, "algorithm_dir"))
 
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {theme.current().loss.name()}")
+        self.error = theme.message_label(theme.current().loss)
         self.error.hide()
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
@@ -170,9 +168,10 @@ class SettingsDialog(QDialog):
         column = QVBoxLayout(box)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(widget)
-        note = QLabel(f"Set by {variable} in the environment, which overrides a saved value.")
-        note.setWordWrap(True)
-        note.setStyleSheet(f"color: {theme.current().warning.name()}")
+        note = theme.message_label(
+            theme.current().warning,
+            f"Set by {variable} in the environment, which overrides a saved value.",
+        )
         column.addWidget(note)
         return box
 

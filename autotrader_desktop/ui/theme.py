@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QLabel
 
 from autotrader_desktop import resources
 
@@ -51,6 +52,14 @@ def current() -> Theme:
         foreground=foreground,
         grid=grid,
     )
+
+
+def message_label(colour: QColor, text: str = "") -> QLabel:
+    """A wrapping label in a meaning-carrying colour (inline errors, warnings)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setStyleSheet(f"color: {colour.name()}")
+    return label
 
 
 def signed(theme: Theme, value: float | None) -> QColor | None:

@@ -55,7 +55,7 @@ class Engine:
         self.settings = settings
         self.algorithm_dir = algorithm_dir
         self.clock = clock or SystemClock()
-        self.market_data = market_data or MarketData(self.clock, seed=settings.simulator_seed)
+        self.market_data = market_data or MarketData(self.clock, settings)
         self.broker = PaperBroker(settings.commission, settings.slippage_bps)
         self.capture = OutputCapture()
         self.pool = WorkerPool(settings.workers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -20,12 +21,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autotrader_desktop.ui import theme
+from autotrader_desktop.ui import queries, theme
 from autotrader_desktop.ui.instance_table import DRIFT_BADGES, short_version
 from autotrader_desktop.ui.queries import Details, InstanceRow
 
 Index = QModelIndex | QPersistentModelIndex
-Colouring = Callable[[tuple, int], QColor | None]
+Colouring = Callable[[str, int], QColor | None]  # (the row's key, column) -> colour
 
 
 def _local(when: datetime) -> str:
@@ -37,7 +38,8 @@ def _money(value: float | None) -> str:
 
 
 class RecordsModel(QAbstractTableModel):
-    """Read-only rows of already formatted cells, with optional per-cell colours."""
+    """Read-only rows of already formatted cells; a key per row (e.g. "buy") chooses the
+    colours of its cells."""
 
     def __init__(
         self, headers: Sequence[str], numeric: set[int], colouring: Colouring | None = None
@@ -46,12 +48,14 @@ class RecordsModel(QAbstractTableModel):
         self._headers = list(headers)
         self._numeric = numeric
         self._colouring = colouring
-        self._rows: list[tuple] = []
-        self._raw: list[tuple] = []
+        self._rows: list[tuple[str, ...]] = []
+        self._keys: list[str] = []
 
-    def set_rows(self, cells: list[tuple], raw: list[tuple]) -> None:
+    def set_rows(self, cells: list[tuple[str, ...]], keys: list[str]) -> None:
+        if cells == self._rows and keys == self._keys:
+            return  # unchanged: no reset, no re-measuring of columns
         self.beginResetModel()
-        self._rows, self._raw = cells, raw
+        self._rows, self._keys = cells, keys
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
@@ -71,10 +75,82 @@ class RecordsModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self._rows[index.row()][index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and self._colouring is not None:
-            return self._colouring(self._raw[index.row()], index.column())
+            return self._colouring(self._keys[index.row()], index.column())
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in self._numeric:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
+
+
+@dataclass(frozen=True)
+class Presented:
+    """One instance's history formatted for the tabs (built off the GUI thread)."""
+
+    instance_id: int
+    trades: list[tuple[str, ...]]
+    trade_types: list[str]  # buy | sell, per row
+    runs: list[tuple[str, ...]]
+    run_outcomes: list[str]  # executed | hold | rejected | failed, per row
+    output: str
+    output_lines: int
+    error: str
+    error_title: str
+
+
+def present(details: Details) -> Presented:
+    trades = [
+        (
+            _local(when),
+            kind,
+            f"{shares:,}",
+            _money(price),
+            _money(commission),
+            _money(shares * price),
+        )
+        for when, kind, shares, price, commission in details.trades
+    ]
+    runs = [
+        (
+            _local(scheduled),
+            decision or "—",
+            f"{outcome}: {reason}" if reason else outcome,
+            _money(fill),
+            "—" if duration is None else f"{duration:,.0f} ms",
+            short_version(version),
+        )
+        for scheduled, duration, version, decision, outcome, reason, fill in details.runs
+    ]
+    output = "\n".join(
+        f"{when.astimezone():%H:%M:%S} {stream:<6} {text}" for when, stream, text in details.output
+    )
+    if details.error:
+        when = f" at {_local(details.failed_at)}" if details.failed_at else ""
+        error = f"Failed{when}: {details.error}\n\n{details.traceback or ''}"
+        title = "Error ⚠"
+    elif details.traceback and details.failed_at:
+        error = (
+            f"No current error. The last failure, at {_local(details.failed_at)}, "
+            f"before the engine restarted:\n\n{details.traceback}"
+        )
+        title = "Error"
+    else:
+        error, title = "No errors.", "Error"
+    return Presented(
+        instance_id=details.instance_id,
+        trades=trades,
+        trade_types=[trade[1] for trade in details.trades],
+        runs=runs,
+        run_outcomes=[run[4] for run in details.runs],
+        output=output or "(nothing printed or logged yet)",
+        output_lines=len(details.output),
+        error=error,
+        error_title=title,
+    )
+
+
+def read(instance_id: int) -> Presented | None:
+    """An instance's history, read and formatted (None: deleted). Runs off the GUI thread."""
+    found = queries.details(instance_id)
+    return present(found) if found is not None else None
 
 
 def _table(model: RecordsModel) -> QTableView:
@@ -86,7 +162,8 @@ def _table(model: RecordsModel) -> QTableView:
     view.verticalHeader().hide()
     view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
     header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # a few hundred rows
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setResizeContentsPrecision(50)  # measure 50 rows, not all of them, per update
     header.setStretchLastSection(True)
     return view
 
@@ -165,14 +242,22 @@ class DetailsWidget(QWidget):
             )
         self.header.setText(" &nbsp;·&nbsp; ".join(parts))
 
-    def set_details(self, details: Details | None) -> None:
+    def set_details(self, shown: Presented | None) -> None:
         """The history read for an instance (None: it has been deleted meanwhile)."""
-        if details is None or details.instance_id != self.instance_id:
+        if shown is None or shown.instance_id != self.instance_id:
             return  # the selection moved on while this was read
-        self._keep_scroll(self.trades_view, lambda: self._set_trades(details))
-        self._keep_scroll(self.runs_view, lambda: self._set_runs(details))
-        self._set_output(details)
-        self._set_error(details)
+        self._keep_scroll(
+            self.trades_view, lambda: self.trades.set_rows(shown.trades, shown.trade_types)
+        )
+        self._keep_scroll(
+            self.runs_view, lambda: self.runs.set_rows(shown.runs, shown.run_outcomes)
+        )
+        self.tabs.setTabText(self.TRADES, f"Trades ({len(shown.trades)})")
+        self.tabs.setTabText(self.RUNS, f"Runs ({len(shown.runs)})")
+        self.tabs.setTabText(self.OUTPUT, f"Output ({shown.output_lines})")
+        self.tabs.setTabText(self.ERROR, shown.error_title)
+        self._set_text(self.output_view, shown.output, follow=True)
+        self._set_text(self.error_view, shown.error, follow=False)
 
     def _clear(self) -> None:
         self.trades.set_rows([], [])
@@ -189,78 +274,25 @@ class DetailsWidget(QWidget):
         update()
         bar.setValue(position)
 
-    def _set_trades(self, details: Details) -> None:
-        self.trades.set_rows(
-            [
-                (
-                    _local(when),
-                    kind,
-                    f"{shares:,}",
-                    _money(price),
-                    _money(commission),
-                    _money(shares * price),
-                )
-                for when, kind, shares, price, commission in details.trades
-            ],
-            details.trades,
-        )
-        self.tabs.setTabText(self.TRADES, f"Trades ({len(details.trades)})")
-
-    def _set_runs(self, details: Details) -> None:
-        self.runs.set_rows(
-            [
-                (
-                    _local(scheduled),
-                    decision or "—",
-                    f"{outcome}: {reason}" if reason else outcome,
-                    _money(fill),
-                    "—" if duration is None else f"{duration:,.0f} ms",
-                    short_version(version),
-                )
-                for scheduled, duration, version, decision, outcome, reason, fill in details.runs
-            ],
-            details.runs,
-        )
-        self.tabs.setTabText(self.RUNS, f"Runs ({len(details.runs)})")
-
-    def _set_output(self, details: Details) -> None:
-        view = self.output_view
-        at_end = view.verticalScrollBar().value() == view.verticalScrollBar().maximum()
-        view.setPlainText(
-            "\n".join(
-                f"{when.astimezone():%H:%M:%S} {stream:<6} {text}"
-                for when, stream, text in details.output
-            )
-            or "(nothing printed or logged yet)"
-        )
-        if at_end:
-            view.verticalScrollBar().setValue(view.verticalScrollBar().maximum())
-        self.tabs.setTabText(self.OUTPUT, f"Output ({len(details.output)})")
-
-    def _set_error(self, details: Details) -> None:
-        if details.error:
-            when = f" at {_local(details.failed_at)}" if details.failed_at else ""
-            text = f"Failed{when}: {details.error}\n\n{details.traceback or ''}"
-            title = "Error ⚠"
-        elif details.traceback:
-            text = (
-                f"No current error. The last failure, at {_local(details.failed_at)}, "
-                f"before the engine restarted:\n\n{details.traceback}"
-            )
-            title = "Error"
-        else:
-            text, title = "No errors.", "Error"
-        self.error_view.setPlainText(text)
-        self.tabs.setTabText(self.ERROR, title)
+    @staticmethod
+    def _set_text(view: QPlainTextEdit, text: str, follow: bool) -> None:
+        """Replace the text if it changed; `follow`: stay at the end if the view was there."""
+        if view.toPlainText() == text:
+            return
+        bar = view.verticalScrollBar()
+        at_end = bar.value() == bar.maximum()
+        view.setPlainText(text)
+        if follow and at_end:
+            bar.setValue(bar.maximum())
 
     # --- colours ------------------------------------------------------------------------
 
-    def _trade_colour(self, raw: tuple, column: int) -> QColor | None:
+    def _trade_colour(self, kind: str, column: int) -> QColor | None:
         if column == 1:
-            return self._theme.gain if raw[1] == "buy" else self._theme.loss
+            return self._theme.gain if kind == "buy" else self._theme.loss
         return None
 
-    def _run_colour(self, raw: tuple, column: int) -> QColor | None:
+    def _run_colour(self, outcome: str, column: int) -> QColor | None:
         if column == 2:
-            return {"failed": self._theme.loss, "rejected": self._theme.warning}.get(raw[4])
+            return {"failed": self._theme.loss, "rejected": self._theme.warning}.get(outcome)
         return None

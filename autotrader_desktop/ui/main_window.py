@@ -30,7 +30,7 @@ from autotrader_desktop.engine import Engine
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.orchestrator import CycleReport
-from autotrader_desktop.ui import queries, theme
+from autotrader_desktop.ui import details, queries, theme
 from autotrader_desktop.ui.add_dialog import AddDialog
 from autotrader_desktop.ui.background import Background, Refresh
 from autotrader_desktop.ui.bridge import EngineBridge
@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
 
         self.snapshot = Refresh(self.background, queries.snapshot, self._snapshot_loaded)
-        self.history = Refresh(self.background, queries.details, self.details.set_details)
+        self.history = Refresh(self.background, details.read, self.details.set_details)
         self.chart_data = Refresh(self.background, read_chart_data, self._chart_data_loaded)
         self.market = Refresh(self.background, queries.market_state, self._market_loaded)
 

@@ -167,6 +167,11 @@ class Engine:
         scheduled = now if every else now.replace(second=CYCLE_SECOND, microsecond=0)
         try:
             await self.run_cycle(scheduled)
+        except asyncio.CancelledError:
+            # The engine is stopping mid-cycle. The cycle thread is a daemon and each batch
+            # is one transaction, so nothing half-done survives; end quietly, or
+            # APScheduler would log this as the job failing.
+            log.info("cycle for %s interrupted: the engine is stopping", scheduled)
         except Exception:
             log.exception("cycle for %s failed", scheduled)
 

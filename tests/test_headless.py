@@ -79,11 +79,6 @@ def wait_for_runs(process, data_dir, instance_id: int, n: int, log) -> None:
 
 
 def assert_clean_log(text: str) -> None:
-    if "asyncio.exceptions.CancelledError" in text:
-        # Known bug (engine.py, Engine._scheduled_cycle): stopping the engine while a cycle
-        # is in progress cancels the scheduler's job task, and APScheduler logs the
-        # CancelledError as 'Job ... raised an exception' with a traceback.
-        pytest.xfail("engine stop during a cycle logs a CancelledError traceback")
     assert "Traceback" not in text, text
     assert " ERROR " not in text and " CRITICAL " not in text, text
     assert "headless engine running" in text, text

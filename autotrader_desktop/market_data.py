@@ -274,6 +274,8 @@ class MarketData:
         Returns the symbols whose history could not be fetched (the reason is logged):
         a network or credentials problem must not stop the engine's cycle.
         """
+        if not symbols:
+            return []
         try:
             history = self._history_client()
         except credentials.CredentialsError as exc:

@@ -55,6 +55,12 @@ ENV_VARS = {
 }
 
 
+URL_FORMS = {
+    "stream_url": (("ws://", "wss://"), "wss://stream.data.alpaca.markets/v2/iex"),
+    "history_url": (("http://", "https://"), "https://data.alpaca.markets"),
+}
+
+
 class SettingError(UserError):
     """A setting value that cannot be used; the message names the setting and what is valid."""
 
@@ -65,7 +71,16 @@ def _convert(name: str, raw: Any) -> Any:
         if raw not in FEEDS:
             raise SettingError(f"feed must be one of {', '.join(FEEDS)} (got {raw!r})")
         return raw
-    if name in ("stream_url", "history_url", "algorithm_dir"):
+    if name in ("stream_url", "history_url"):
+        if raw in (None, ""):
+            return None
+        schemes, example = URL_FORMS[name]
+        if not str(raw).lower().startswith(schemes):
+            raise SettingError(
+                f"{name} must be a {' or '.join(schemes)} URL like {example} (got {raw!r})"
+            )
+        return str(raw)
+    if name == "algorithm_dir":
         return None if raw in (None, "") else str(raw)
     if name == "market_hours_gating":
         if raw is None or isinstance(raw, bool):

@@ -540,6 +540,13 @@ BAD_INPUTS = [
     ("env feed", ["list"], {"AUTOTRADER_FEED": "bogus"}, "AUTOTRADER_FEED: feed must be one of"),
     ("env balance", ["add", "NVDA", "buyer", "1"], {"AUTOTRADER_STARTING_BALANCE": "-1"}, ">= 0"),
     ("env workers", ["cycle"], {"AUTOTRADER_WORKERS": "0"}, "workers must be between 1 and 256"),
+    ("stream url", ["--stream-url", "bogus", "cycle"], {}, "must be a ws:// or wss:// URL"),
+    (
+        "env history url",
+        ["list"],
+        {"AUTOTRADER_HISTORY_URL": "ftp://host"},
+        "AUTOTRADER_HISTORY_URL: history_url must be a http:// or https:// URL",
+    ),
 ]
 
 

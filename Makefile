@@ -34,6 +34,7 @@ $(PACKAGE_STAMP): $(STAMP)
 
 package: $(PACKAGE_STAMP)
 	$(BIN)/pyinstaller --noconfirm --log-level WARN build_app.spec
+	@touch $(APP)  # PyInstaller may keep the executable's old date; `make smoke` compares it
 	@du -sh dist/autotrader-desktop
 
 $(APP): $(PACKAGE_STAMP) $(APP_SOURCES)

@@ -82,7 +82,9 @@ class AddDialog(QDialog):
         self.create_button: QPushButton = self.buttons.addButton(
             "Create", QDialogButtonBox.ButtonRole.AcceptRole
         )
-        self.create_button.setDefault(True)
+        # Enter creates; it must never fall through to Cancel (a button with autoDefault
+        # becomes the default while Create is disabled).
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
         self.buttons.accepted.connect(self._create)
         self.buttons.rejected.connect(self.reject)
 
@@ -212,6 +214,7 @@ class AddDialog(QDialog):
             self.preview.setText("—")
         valid = bool(symbol and capital and algorithm and not self.scanning and not self.creating)
         self.create_button.setEnabled(valid)
+        self.create_button.setDefault(valid)
         return valid
 
     @staticmethod

@@ -163,6 +163,15 @@ def test_create_adds_a_row_and_selects_it(qtbot, algo_dir, window):
     assert model.index(0, Column.STATUS).data() == "running"
 
 
+def test_enter_creates(qtbot, algo_dir, window):
+    write_algorithm(algo_dir, "good", BUYER)
+    dialog = opened(qtbot, window)
+    fill(qtbot, dialog, "nvda", "2500")
+    with qtbot.waitSignal(dialog.created, timeout=60_000):
+        qtbot.keyClick(dialog.capital, Qt.Key.Key_Return)
+    assert Instance.select().count() == 1
+
+
 def test_cancel_creates_nothing(qtbot, algo_dir, window):
     write_algorithm(algo_dir, "good", BUYER)
     dialog = opened(qtbot, window)

@@ -195,3 +195,20 @@ def check_accounts(data_dir: Path, *, trades_need_runs: bool = True) -> None:
             " HAVING COUNT(*) > 1)"
         ).fetchone()[0]
         assert twice == 0, "a run was recorded twice"
+
+
+_RETURNING = """
+import numpy as np
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        return {value}
+"""
+
+
+def returning(value: str) -> str:
+    """Source of an algorithm whose run() returns `value` (a Python expression) every time."""
+    return _RETURNING.format(value=value)

@@ -30,6 +30,7 @@ from tests.helpers import (
     dump,
     kill,
     popen_python,
+    returning,
     run_python,
     subprocess_env,
     wait_until,
@@ -65,14 +66,7 @@ class Algorithm:
         return "buy", 1_000_000
 """
 
-HOLDER = """
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        pass
-
-    def run(self, current_time, algo_id):
-        return "hold", 0
-"""
+HOLDER = returning("'hold', 0")
 
 ALGORITHMS = {"trader": TRADER, "greedy": GREEDY, "holder": HOLDER}
 

@@ -28,19 +28,13 @@ from tests.helpers import (
     instance_rows,
     kill,
     popen_python,
+    returning,
     run_cli_subprocess,
     scalar,
     subprocess_env,
 )
 
-HOLDER = """
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        pass
-
-    def run(self, current_time, algo_id):
-        return "hold", 0
-"""
+HOLDER = returning("'hold', 0")
 
 
 def pragmas() -> tuple:

@@ -19,20 +19,14 @@ from tests.helpers import (
     instance_rows,
     kill,
     popen_python,
+    returning,
     run_cli_subprocess,
     scalar,
     subprocess_env,
     wait_until,
 )
 
-BUYER = """
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        pass
-
-    def run(self, current_time, algo_id):
-        return "buy", 1
-"""
+BUYER = returning("'buy', 1")
 
 HANGS_IN_RUN = """
 class Algorithm:

@@ -8,31 +8,14 @@ import pytest
 
 from autotrader_desktop.database import Instance, OutputLine, Run, Transaction
 from tests.conftest import add_instance, write_algorithm
+from tests.helpers import returning
 from tests.test_snapshot_rule import cycle
 
-RETURNS = """
-import numpy as np
-
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        pass
-
-    def run(self, current_time, algo_id):
-        return {value}
-"""
-
-HOLDER = """
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        pass
-
-    def run(self, current_time, algo_id):
-        return "buy", 1
-"""
+HOLDER = returning("'buy', 1")
 
 
-def returning(algo_dir, name, value):
-    write_algorithm(algo_dir, name, RETURNS.format(value=value))
+def write_returning(algo_dir, name, value):
+    write_algorithm(algo_dir, name, returning(value))
 
 
 def status(instance):
@@ -67,7 +50,7 @@ FAULTS = {
         "    def run(self, current_time, algo_id): sys.exit(3)\n",
         "algorithm called sys.exit(3)",
     ),
-    "garbage_return": (RETURNS.format(value="object()"), "run() returned <object object"),
+    "garbage_return": (returning("object()"), "run() returned <object object"),
 }
 
 
@@ -146,7 +129,7 @@ def test_failed_instance_is_not_rerun_until_restart(engine, algo_dir):
     ],
 )
 def test_invalid_return_fails_with_the_value_quoted(engine, algo_dir, value):
-    returning(algo_dir, "weird", value)
+    write_returning(algo_dir, "weird", value)
     instance = add_instance(engine, "NVDA", "weird")
     cycle(engine)
     failed = status(instance)
@@ -166,7 +149,7 @@ def test_invalid_return_fails_with_the_value_quoted(engine, algo_dir, value):
     ],
 )
 def test_valid_returns(engine, algo_dir, value, outcome, shares):
-    returning(algo_dir, "fine", value)
+    write_returning(algo_dir, "fine", value)
     instance = add_instance(engine, "NVDA", "fine")
     cycle(engine)
     assert Run.get(Run.instance == instance.id).outcome == outcome

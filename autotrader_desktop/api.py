@@ -80,34 +80,28 @@ def get_data_for_algorithm(ticker: str, requirement_type: str, **kwargs: Any) ->
             raise ValueError(f"last_n_bars needs n, a positive int (got n={n!r})")
         if kwargs.get("before_timestamp") is not None:
             newest = min(newest, to_epoch_seconds(kwargs["before_timestamp"], "before_timestamp"))
-        rows = (
-            db.connection()
-            .execute(
-                "SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND t <= ? "
-                "ORDER BY t DESC LIMIT ?",
-                (symbol, newest, n),
-            )
-            .fetchall()
-        )
-        rows.reverse()
+        # The newest n, read backwards along the (symbol, t) key, then put in time order.
+        where, order, params = "t <= ?", "t DESC LIMIT ?", (symbol, newest, n)
     elif requirement_type == "time_range":
         if "start" not in kwargs or "end" not in kwargs:
             raise ValueError("time_range needs both start and end")
         start = to_epoch_seconds(kwargs["start"], "start")
         end = min(newest, to_epoch_seconds(kwargs["end"], "end"))
-        rows = (
-            db.connection()
-            .execute(
-                "SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND t >= ? AND t <= ? "
-                "ORDER BY t",
-                (symbol, start, end),
-            )
-            .fetchall()
-        )
+        where, order, params = "t >= ? AND t <= ?", "t", (symbol, start, end)
     else:
         raise ValueError(
             f"unknown requirement_type {requirement_type!r}; use 'last_n_bars' or 'time_range'"
         )
+    rows = (
+        db.connection()
+        .execute(
+            f"SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND {where} ORDER BY {order}",
+            params,
+        )
+        .fetchall()
+    )
+    if requirement_type == "last_n_bars":
+        rows.reverse()
     return [
         {"timestamp": _iso(t), "ohlcv": {"o": o, "h": h, "l": low, "c": c, "v": v}}
         for t, o, h, low, c, v in rows

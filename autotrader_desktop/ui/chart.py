@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from pyqtgraph import functions as fn
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.queries import Bars, Fills
@@ -309,11 +309,19 @@ class ChartWidget(QWidget):
         self.plot.vb.sigXRangeChanged.connect(self._fit_y)
         self.canvas.scene().sigMouseMoved.connect(self._mouse_moved)
 
+        # Without a symbol, a message instead of empty axes.
+        self.placeholder = QLabel()
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.canvas)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.readout)
-        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.stack, 1)
         self.apply_theme()
         self.clear()
 
@@ -326,11 +334,14 @@ class ChartWidget(QWidget):
         self.volume.set_bars(EMPTY)
         self.set_live(None)
         self.set_fills(None)
-        self.readout.setText(f"<i>{message}</i>")
+        self.readout.clear()
+        self.placeholder.setText(message)
+        self.stack.setCurrentWidget(self.placeholder)
 
     def show_bars(self, symbol: str, bars: Bars) -> None:
         """A symbol's stored history; the view shows its newest bars."""
         self.symbol = symbol
+        self.stack.setCurrentWidget(self.canvas)
         self._stored_until = int(bars.t[-1]) if len(bars) else None
         self.candles.set_live(None)
         self.volume.set_live(None)

@@ -372,7 +372,14 @@ class MainWindow(QMainWindow):
             self.table.select(self._select_after_refresh)
             self._select_after_refresh = None
         self.details.show_instance(self.table.selected())
+        if self.chart.symbol is None and self.table.selected() is None:
+            self.chart.clear(self._no_chart_message())
         self._update_actions()
+
+    def _no_chart_message(self) -> str:
+        if self.table.model.rowCount() == 0:
+            return "No instances yet.\nAdd Algorithm (Ctrl+N) starts one of your algorithms."
+        return "Select an instance to see its chart."
 
     def _market_loaded(self, state: queries.MarketState) -> None:
         self.status.set_market(state, self.engine.settings.gating_enabled)
@@ -386,7 +393,7 @@ class MainWindow(QMainWindow):
         self.details.show_instance(row)
         self.live.watch(row.ticker if row else None)
         if row is None:
-            self.chart.clear()
+            self.chart.clear(self._no_chart_message())
             return
         self.history.request(row.id)
         if row.ticker != self.chart.symbol:

@@ -140,6 +140,8 @@ def test_delete_only_stopped_or_failed_after_confirmation(
     qtbot.waitUntil(lambda: window.table.model.rowCount() == 0)
     assert Instance.get_or_none(Instance.id == instance.id) is None
     assert window.chart.symbol is None
+    assert window.chart.stack.currentWidget() is window.chart.placeholder
+    assert "No instances yet" in window.chart.placeholder.text()
 
 
 def test_a_failure_is_notified_shown_and_retried_by_restart(

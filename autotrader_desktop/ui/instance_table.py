@@ -371,7 +371,7 @@ class InstanceTable(QWidget):
         super().__init__(parent)
         self.model = InstanceTableModel(self)
         self._selected_id: int | None = None
-        self._sized = False  # column widths fitted to the content (or restored)
+        self.fitted = False  # column widths fitted to real rows (now or in an earlier session)
         self.proxy = InstanceFilter(self)
         self.proxy.setSourceModel(self.model)
 
@@ -437,16 +437,17 @@ class InstanceTable(QWidget):
             self.view.selectRow(index.row())
             self.view.scrollTo(index)
 
-    def restore_header(self, state: bytes) -> None:
-        """The user's column order, widths and hidden columns, as saved last time."""
+    def restore_header(self, state: bytes, fitted: bool) -> None:
+        """The user's column order, widths and hidden columns, as saved last time;
+        `fitted`: whether those widths were fitted to rows (not a first, empty session)."""
         if state and self.view.horizontalHeader().restoreState(state):
-            self._sized = True
+            self.fitted = fitted
 
     def set_rows(self, rows: list[InstanceRow]) -> None:
         first_load = self.model.rowCount() == 0
         self.model.set_rows(rows)
-        if rows and not self._sized:
-            self._sized = True  # fit the columns to real content once; then they are the user's
+        if rows and not self.fitted:
+            self.fitted = True  # fit the columns to real content once; then they are the user's
             self.view.resizeColumnsToContents()
             # Leave room for a drift badge that may appear later.
             widest = self.view.fontMetrics().horizontalAdvance("00000000  ⚠ deleted") + 16

@@ -473,7 +473,9 @@ class MainWindow(QMainWindow):
             self.splitter.setSizes([self.height() // 3, self.height() * 2 // 3])
         if not self.lower_splitter.restoreState(store.value("window/lower_splitter", b"")):
             self.lower_splitter.setSizes([self.width() * 3 // 5, self.width() * 2 // 5])
-        self.table.restore_header(store.value("table/header", b""))
+        self.table.restore_header(
+            store.value("table/header", b""), store.value("table/fitted", False, type=bool)
+        )
 
     def save_layout(self) -> None:
         store = self.store
@@ -482,6 +484,7 @@ class MainWindow(QMainWindow):
         store.setValue("window/splitter", self.splitter.saveState())
         store.setValue("window/lower_splitter", self.lower_splitter.saveState())
         store.setValue("table/header", self.table.view.horizontalHeader().saveState())
+        store.setValue("table/fitted", self.table.fitted)
         store.sync()
 
     # --- closing ------------------------------------------------------------------------

@@ -216,6 +216,17 @@ def test_export_trades_to_csv(qtbot, engine, buyer, tmp_path, window):
     assert "Exported 1 trades" in window.status.currentMessage()
 
 
+def test_columns_are_fitted_once_there_are_rows(qtbot, engine, buyer, make_window):
+    first = make_window()  # a first session without instances
+    first.shutdown()
+    add_instance(engine, "NVDA", "buyer", 10_000)
+    window = make_window()
+    name = window.table.view.columnWidth(Column.NAME)
+    assert name >= window.table.view.fontMetrics().horizontalAdvance(
+        window.table.model.row_at(0).display_name
+    )
+
+
 def test_layout_persists(qtbot, engine, store, make_window):
     window = make_window()
     header = window.table.view.horizontalHeader()

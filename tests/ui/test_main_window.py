@@ -168,7 +168,9 @@ def test_a_failure_is_notified_shown_and_retried_by_restart(
     assert "restarted" in window.status.currentMessage()
 
 
-def test_the_drift_badge_shows_an_edited_or_deleted_file(qtbot, engine, clock, buyer, make_window):
+def test_the_drift_badge_shows_an_edited_or_deleted_file(
+    qtbot, engine, clock, buyer, monkeypatch, make_window
+):
     instance = add_instance(engine, "NVDA", "buyer", 10_000)
     window = make_window()
     run_cycle(qtbot, window, clock)
@@ -181,6 +183,15 @@ def test_the_drift_badge_shows_an_edited_or_deleted_file(qtbot, engine, clock, b
     index = model.index(model.row_of(instance.id), Column.VERSION)
     assert Drift.EDITED.value in index.data(Qt.ItemDataRole.ToolTipRole)
     assert Drift.EDITED.value in window.details.header.text()
+
+    # Restart engine loads the edit: a new code version, no badge.
+    before = cell(window, instance.id, Column.VERSION)[:8]
+    answer(monkeypatch, QMessageBox.StandardButton.Yes)
+    window.restart_action.trigger()
+    qtbot.waitUntil(lambda: "restarted" in window.status.currentMessage())
+    run_cycle(qtbot, window, clock)
+    qtbot.waitUntil(lambda: "⚠" not in cell(window, instance.id, Column.VERSION))
+    assert cell(window, instance.id, Column.VERSION) != before
 
     buyer.unlink()
     refreshed(qtbot, window)

@@ -37,8 +37,7 @@ from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.queries import InstanceRow
 
-SORT_ROLE = Qt.ItemDataRole.UserRole
-ROW_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = Qt.ItemDataRole.UserRole
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -207,6 +206,7 @@ class InstanceTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[InstanceRow] = []
+        self._sort: tuple[int, Qt.SortOrder] | None = None
         self._theme = theme.current()
         self._bold = QFont()
         self._bold.setBold(True)
@@ -232,8 +232,6 @@ class InstanceTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return TEXT[column](row)
-        if role == SORT_ROLE:
-            return SORT_KEY[column](row)
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._colour(row, column)
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -303,6 +301,8 @@ class InstanceTableModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
             self._rows.extend(new)
             self.endInsertRows()
+        if new or (self._sort and self._sort[0] in columns):
+            self._resort()
 
     def update_prices(self, prices: dict[str, float]) -> None:
         """New last prices: value and P&L follow."""
@@ -314,6 +314,35 @@ class InstanceTableModel(QAbstractTableModel):
                     self._rows[position] = priced
                     changed.append(position)
         self._emit_changed(changed, Column.PRICE, Column.PNL_PCT)
+        if changed and self._sort and self._sort[0] in PRICED:
+            self._resort()
+
+    # --- sorting ------------------------------------------------------------------------
+    # The model sorts itself, in Python: a proxy sorting 1,000 rows on each price tick
+    # asks for two values per comparison, ~20,000 calls into Python (~50 ms); a list sort
+    # is one key per row (~1 ms). The proxy only filters (InstanceFilter.sort).
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._sort = (column, order)
+        self._resort()
+
+    def _resort(self) -> None:
+        if self._sort is None:
+            return
+        column, order = self._sort
+        key = SORT_KEY[column]
+        ordered = sorted(self._rows, key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        if all(a is b for a, b in zip(ordered, self._rows, strict=True)):
+            return
+        self.layoutAboutToBeChanged.emit()
+        moved_to = {row.id: position for position, row in enumerate(ordered)}
+        before = self._rows
+        self._rows = ordered
+        old = self.persistentIndexList()
+        self.changePersistentIndexList(
+            old, [self.index(moved_to[before[i.row()].id], i.column()) for i in old]
+        )
+        self.layoutChanged.emit()
 
     def set_theme(self, current: theme.Theme) -> None:
         self._theme = current
@@ -333,8 +362,11 @@ class InstanceFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self._text = ""
         self._status: str | None = None
-        self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)
+        self.setDynamicSortFilter(True)  # re-filter rows whose status changes
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """The view's header asks to sort: the source model sorts (see its sort())."""
+        self.sourceModel().sort(column, order)
 
     def set_text(self, text: str) -> None:
         self._refilter(lambda: setattr(self, "_text", text.strip().lower()))

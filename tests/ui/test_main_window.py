@@ -250,8 +250,7 @@ def test_layout_persists(qtbot, engine, store, make_window):
     header = again.table.view.horizontalHeader()
     assert header.visualIndex(Column.PNL) == 0
     assert header.isSectionHidden(Column.CASH)
-    assert again.table.proxy.sortColumn() == Column.PNL
-    assert again.table.proxy.sortOrder() == Qt.SortOrder.DescendingOrder
+    assert again.table.model._sort == (Column.PNL, Qt.SortOrder.DescendingOrder)
     assert again.splitter.sizes()[0] < again.splitter.sizes()[1] / 3
 
 
@@ -263,3 +262,27 @@ def test_closing_stops_updates_and_listening(qtbot, engine, window):
     assert not window.isVisible()
     assert engine.on_cycle == [] and engine.orchestrator.on_recorded == []
     assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
+
+
+def test_sorting_by_pnl_follows_prices_and_keeps_the_selection(
+    qtbot, engine, market, buyer, window
+):
+    up = add_instance(engine, "NVDA", "buyer", 10_000)
+    down = add_instance(engine, "AAPL", "buyer", 10_000)
+    give_position(up, 10, 100.0)
+    give_position(down, 10, 100.0)
+    market.prices.update(NVDA=110.0, AAPL=90.0)
+    refreshed(qtbot, window)
+    table = window.table
+    table.view.sortByColumn(Column.PNL, Qt.SortOrder.DescendingOrder)
+    table.select(down.id)
+
+    def order() -> list[str]:
+        return [table.proxy.index(r, Column.SYMBOL).data() for r in range(table.proxy.rowCount())]
+
+    assert order() == ["NVDA", "AAPL"]
+    market.prices.update(NVDA=95.0, AAPL=120.0)
+    window.live.poll()
+    qtbot.waitUntil(lambda: order() == ["AAPL", "NVDA"])
+    assert table.selected().id == down.id
+    assert table.view.selectionModel().selectedRows()[0].row() == 0  # it moved with its row

@@ -107,6 +107,7 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
 
     window.show()
     window.start()
+    started = False
     try:
         try:
             await engine.start()
@@ -114,10 +115,12 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
             # The window still shows the instances and history; the error says what broke.
             reporter.excepthook(*sys.exc_info())
         else:
+            started = True
             window.status.showMessage("Engine started", 5000)
             window.refresh()
         if smoke:
-            print(f"smoke: window shown ({window.isVisible()}), engine started", flush=True)
+            state = "engine started" if started else "engine FAILED to start"
+            print(f"smoke: window shown ({window.isVisible()}), {state}", flush=True)
             quit_requested.set()
         await quit_requested.wait()
     finally:
@@ -126,4 +129,4 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
         window.shutdown()
         await engine.stop()
         log.info("engine stopped, window closed")
-    return 0
+    return 0 if started or not smoke else 1

@@ -156,26 +156,9 @@ def run(app: Path, env: dict[str, str], *args: str, ok: bool = True, **kwargs):
     return result
 
 
-LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", re.MULTILINE)
-# A known race at quit, not a packaging matter: the embedded simulator logs the client's
-# connection reset as an error when the app closes the feed (reported; remove when fixed).
-KNOWN_SHUTDOWN_RACE = ("ERROR autotrader_desktop.feed.simulator: connection handler failed",)
-
-
 def unexpected_tracebacks(output: str) -> list[str]:
-    """Tracebacks in a process's output, bar the known shutdown race: one per log record
-    (a record runs until the next timestamped line) or unlogged crash."""
-    starts = [m.start() for m in LOG_RECORD.finditer(output)]
-    chunks = [output[a:b] for a, b in zip([0, *starts], [*starts, len(output)], strict=True)]
-    return [
-        chunk
-        for chunk in chunks
-        if "Traceback" in chunk
-        and not (
-            any(known in chunk.partition("\n")[0] for known in KNOWN_SHUTDOWN_RACE)
-            and "ConnectionClosed" in chunk
-        )
-    ]
+    """Lines of a process's output that start a traceback (logged or an unlogged crash)."""
+    return [line for line in output.splitlines() if line.startswith("Traceback")]
 
 
 def add_algorithm(app: Path, name: str, source: str) -> Path:

@@ -29,6 +29,7 @@ MIN_BAR_PX = 3  # bars narrower than this on screen are combined
 BARS_IN_VIEW = 150  # shown when a symbol is opened
 Y_PADDING = 0.06  # of the visible price range, above and below
 RECHECKED_BARS = 2  # the newest stored bars, read again with each refresh
+GRID_OPACITY = 0.15  # of the foreground over the background
 
 EMPTY = Bars.from_rows([])
 
@@ -248,6 +249,12 @@ class VolumeItem(SeriesItem):
         return out
 
 
+def _mixed(colour: QColor, background: QColor, opacity: float) -> QColor:
+    """The opaque colour of `colour` drawn at `opacity` over `background`."""
+    rgb = zip(colour.getRgb()[:3], background.getRgb()[:3], strict=True)
+    return QColor(*(round(opacity * a + (1 - opacity) * b) for a, b in rgb))
+
+
 def _local(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch).astimezone()
 
@@ -396,12 +403,21 @@ class ChartWidget(QWidget):
     def apply_theme(self) -> None:
         current = theme.current()
         self.canvas.setBackground(current.background)
+        # The grid in an opaque colour (what a 15 % line over the background looks like),
+        # behind the bars, on major and minor ticks: Qt's raster engine draws a
+        # semi-transparent 1 px line a pixel at a time, so pyqtgraph's faded grid cost
+        # ~18 ms of each chart repaint (of ~24 ms, 900x560 px), four repaints a second
+        # with the live candle; opaque lines cost ~0.3 ms.
+        grid = _mixed(current.foreground, current.background, GRID_OPACITY)
         for plot in (self.plot, self.volume_plot):
-            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.showGrid(x=True, y=True)
             for name in ("right", "bottom"):
                 axis = plot.getAxis(name)
                 axis.setPen(pg.mkPen(current.grid))
                 axis.setTextPen(pg.mkPen(current.foreground))
+                axis.setTickPen(pg.mkPen(grid))
+                axis.setStyle(tickAlpha=255, maxTickLevel=1)
+                axis.setZValue(-200)  # below the view box (-100) and so the bars
         self.buys.setBrush(pg.mkBrush(current.gain))
         self.buys.setPen(pg.mkPen(current.foreground, width=1))
         self.sells.setBrush(pg.mkBrush(current.loss))

@@ -50,7 +50,7 @@ icons: $(STAMP)
 	$(BIN)/python tools/render_icons.py
 
 bench: $(STAMP)
-	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	status=0; for b in bench/bench_*.py; do $(BIN)/python $$b || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) build dist

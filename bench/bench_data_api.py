@@ -31,8 +31,10 @@ def seed(path: Path) -> list[str]:
         for symbol in symbols:
             conn.executemany(
                 "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((symbol, last - 60 * i, 10.0, 11.0, 9.0, 10.5, 1000.0)
-                 for i in range(BARS_PER_SYMBOL)),
+                (
+                    (symbol, last - 60 * i, 10.0, 11.0, 9.0, 10.5, 1000.0)
+                    for i in range(BARS_PER_SYMBOL)
+                ),
             )
     conn.close()
     return symbols
@@ -45,8 +47,10 @@ def raw_query(conn: sqlite3.Connection, symbol: str, before: int) -> list[dict]:
     ).fetchall()
     rows.reverse()
     return [
-        {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
-         "ohlcv": {"o": o, "h": h, "l": low, "c": c, "v": v}}
+        {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
+            "ohlcv": {"o": o, "h": h, "l": low, "c": c, "v": v},
+        }
         for t, o, h, low, c, v in rows
     ]
 
@@ -68,15 +72,18 @@ def main() -> int:
         before = int(NOW.timestamp()) // 60 * 60 - 60
         raw = sqlite3.connect(path)
         assert raw_query(raw, symbols[0], before) == api.get_data_for_algorithm(
-            symbols[0], "last_n_bars", n=200)
+            symbols[0], "last_n_bars", n=200
+        )
         floor = timed(lambda s: raw_query(raw, s, before), symbols)
         ours = timed(lambda s: api.get_data_for_algorithm(s, "last_n_bars", n=200), symbols)
         raw.close()
         database.close_database()
     ratio = ours / floor
     print(f"bench_data_api: {SYMBOLS * BARS_PER_SYMBOL:,} bars stored, n=200, median of {CALLS}")
-    print(f"raw sqlite3 {floor * 1e6:.0f} us, get_data_for_algorithm {ours * 1e6:.0f} us, "
-          f"ratio {ratio:.2f} (target <= 2.0)")
+    print(
+        f"raw sqlite3 {floor * 1e6:.0f} us, get_data_for_algorithm {ours * 1e6:.0f} us, "
+        f"ratio {ratio:.2f} (target <= 2.0)"
+    )
     print("PASS" if ratio <= 2.0 else "FAIL")
     return 0 if ratio <= 2.0 else 1
 

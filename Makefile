@@ -41,7 +41,7 @@ $(APP): $(PACKAGE_STAMP) $(APP_SOURCES)
 	$(MAKE) package
 
 smoke: $(APP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m bundle tests/packaging/test_bundle.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m bundle tests/e2e/test_bundle.py
 
 install-desktop: $(APP)
 	sh resources/install-desktop-entry.sh $(APP)

@@ -306,7 +306,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
     from autotrader_desktop.clock import SystemClock
-    from autotrader_desktop.market_data import MarketData
+    from autotrader_desktop.feed.market_data import MarketData
     from autotrader_desktop.paper_broker import PaperBroker
 
     instance = instances.get(args.id)
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ctx = Context(args)
         if args.command is None:
-            from autotrader_desktop.app import run_gui
+            from autotrader_desktop.ui.app import run_gui
 
             return run_gui(ctx)
         return COMMANDS[args.command](ctx, args)

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from autotrader_desktop import accounting, api, discovery, instances
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
-from autotrader_desktop.market_data import MarketData
+from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
@@ -39,7 +39,7 @@ MISFIRE_GRACE_S = 30
 
 
 def market_is_open(at: datetime) -> bool:
-    from autotrader_desktop.market_hours import is_open  # the calendar loads slowly
+    from autotrader_desktop.feed.market_hours import is_open  # the calendar loads slowly
 
     return is_open(at)
 

@@ -31,8 +31,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from autotrader_desktop import database
 from autotrader_desktop.clock import FakeClock
+from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.feed.protocol import format_minute, format_timestamp
-from autotrader_desktop.market_data import MarketData
 from autotrader_desktop.settings import Settings
 
 TRADES = 400_000

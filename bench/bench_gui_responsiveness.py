@@ -207,7 +207,7 @@ class BenchContext(cli.Context):
 
 
 def run_app(data_dir: Path, stream_url: str, history_url: str, scenario: Scenario) -> None:
-    from autotrader_desktop import app
+    from autotrader_desktop.ui import app
 
     args = cli.build_parser().parse_args(
         [

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import textwrap
-from datetime import UTC, datetime
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from autotrader_desktop import api, database
+from autotrader_desktop import api, database, paths
 from autotrader_desktop.clock import FakeClock
-
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "algorithm"
-# A Wednesday, 15:31:02 UTC: a cycle's scheduled second, inside US market hours.
-T0 = datetime(2024, 3, 13, 15, 31, 2, tzinfo=UTC)
+from tests.helpers import EXAMPLES, T0, FakeMarket
 
 
 @pytest.fixture(autouse=True)
@@ -57,49 +53,19 @@ def algo_dir(tmp_path) -> Path:
     return folder
 
 
-def write_algorithm(folder: Path, name: str, body: str) -> Path:
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-class FakeMarket:
-    """Market data with prices set by the test; records subscriptions."""
-
-    def __init__(self) -> None:
-        from collections import Counter
-
-        self.prices: dict[str, float] = {}
-        self.subscriptions: Counter[str] = Counter()
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    @property
-    def symbols(self) -> set[str]:
-        return {s for s, n in self.subscriptions.items() if n > 0}
-
-    def subscribe(self, symbol: str) -> None:
-        self.subscriptions[symbol] += 1
-
-    def unsubscribe(self, symbol: str) -> None:
-        self.subscriptions[symbol] -= 1
-
-    def prepare(self, symbols: list[str]) -> None:
-        pass
-
-    def latest_price(self, symbol: str) -> float | None:
-        return self.prices.get(symbol, 100.0)
-
-
-class Scanned:
-    """Stands in for a discovery verdict, so engine tests need no worker process."""
-
-    def __init__(self, name: str, available: bool = True, error: str | None = None) -> None:
-        self.name, self.available, self.error = name, available, error
+@pytest.fixture
+def frozen(monkeypatch, tmp_path) -> Path:
+    """Pretend to be the packaged app installed in tmp_path/app; returns that folder."""
+    app = tmp_path / "app"
+    internal = app / "_internal"
+    (internal / paths.EXAMPLES_DIR_NAME).mkdir(parents=True)
+    for example in EXAMPLES.glob("*.py"):
+        shutil.copy(example, internal / paths.EXAMPLES_DIR_NAME / example.name)
+    (app / "autotrader-desktop").write_bytes(b"")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app / "autotrader-desktop"))
+    monkeypatch.setattr(sys, "_MEIPASS", str(internal), raising=False)
+    return app
 
 
 @pytest.fixture
@@ -130,19 +96,3 @@ def make_engine(db, clock, algo_dir, market):
 @pytest.fixture
 def engine(make_engine):
     return make_engine()
-
-
-def add_instance(engine, symbol: str, algorithm: str, capital: float = 10_000.0):
-    """Create an instance as the CLI/dialog would, treating `algorithm` as available."""
-    from autotrader_desktop import instances
-
-    instance = instances.create(
-        symbol,
-        algorithm,
-        capital,
-        algorithms=[Scanned(algorithm)],
-        starting_balance=engine.settings.starting_balance,
-        clock=engine.clock,
-    )
-    engine.sync_subscriptions()
-    return instance

@@ -1,23 +1,39 @@
-"""Helpers for the end-to-end tests: waiting on conditions, subprocesses, database reads.
+"""Everything tests share that is not a fixture (fixtures live in the conftest.py files).
 
-The tests that use these talk to the app the way a user or another process does: through
-the command line (in-process or as a real subprocess) and the database file.
+Waiting on conditions, subprocesses, reading the database from outside, writing
+algorithms, fakes of the engine's collaborators, the scripted feed server, window waits.
+No test module imports another; what two of them need is here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from autotrader_desktop.database import DB_FILENAME
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from autotrader_desktop.database import DB_FILENAME, Bar, Instance, Transaction
+from autotrader_desktop.feed.simulator import Simulator
+
+if TYPE_CHECKING:
+    from autotrader_desktop.ui.main_window import MainWindow
 
 T = TypeVar("T")
 
@@ -212,3 +228,303 @@ class Algorithm:
 def returning(value: str) -> str:
     """Source of an algorithm whose run() returns `value` (a Python expression) every time."""
     return _RETURNING.format(value=value)
+
+
+# --- algorithms, instances, cycles ------------------------------------------------------
+
+EXAMPLES = REPO / "algorithm"
+# A Wednesday, 15:31:02 UTC: a cycle's scheduled second, inside US market hours.
+T0 = datetime(2024, 3, 13, 15, 31, 2, tzinfo=UTC)
+
+
+def write_algorithm(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+class FakeMarket:
+    """Market data with prices set by the test; records subscriptions."""
+
+    def __init__(self) -> None:
+        self.prices: dict[str, float] = {}
+        self.subscriptions: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    @property
+    def symbols(self) -> set[str]:
+        return {s for s, n in self.subscriptions.items() if n > 0}
+
+    def subscribe(self, symbol: str) -> None:
+        self.subscriptions[symbol] += 1
+
+    def unsubscribe(self, symbol: str) -> None:
+        self.subscriptions[symbol] -= 1
+
+    def prepare(self, symbols: list[str]) -> None:
+        pass
+
+    def latest_price(self, symbol: str) -> float | None:
+        return self.prices.get(symbol, 100.0)
+
+
+class Scanned:
+    """Stands in for a discovery verdict, so engine tests need no worker process."""
+
+    def __init__(self, name: str, available: bool = True, error: str | None = None) -> None:
+        self.name, self.available, self.error = name, available, error
+
+
+def add_instance(engine, symbol: str, algorithm: str, capital: float = 10_000.0):
+    """Create an instance as the CLI/dialog would, treating `algorithm` as available."""
+    from autotrader_desktop import instances
+
+    instance = instances.create(
+        symbol,
+        algorithm,
+        capital,
+        algorithms=[Scanned(algorithm)],
+        starting_balance=engine.settings.starting_balance,
+        clock=engine.clock,
+    )
+    engine.sync_subscriptions()
+    return instance
+
+
+def cycle(engine):
+    """The next minute's cycle (one scheduled time runs each instance only once)."""
+    engine.clock.advance(60)
+    return engine.cycle()
+
+
+# --- the feed: a scripted stream server, coroutine runs -----------------------------------
+
+KEY, SECRET = "test-key", "test-secret-value"
+
+
+def run(coroutine: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+    """Run a test coroutine on a fresh event loop, failing it if it takes too long."""
+
+    async def limited() -> Any:
+        async with asyncio.timeout(timeout):
+            return await coroutine
+
+    return asyncio.run(limited())
+
+
+class Pulse:
+    """Wakes waiters whenever something changed; they re-check their condition."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self, *_: object) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._event.wait()
+
+
+class ScriptedServer:
+    """Speaks the Alpaca stream protocol, misbehaving on command; serves REST history.
+
+    Each accepted connection takes the next behaviour from `script`, then "normal":
+    - "normal": connected, authenticate (402 unless KEY/SECRET), answer subscriptions;
+    - "silent": accepts the WebSocket and never says `connected`;
+    - "402", "404", "406", "409": answers the auth message with that error and closes.
+    Frames are pushed with `send`; `drop` cuts the TCP connection without a close frame.
+    REST requests go to `simulator` (deterministic history on the same clock), with HTTP 403
+    unless they carry KEY/SECRET in Alpaca's headers.
+    """
+
+    def __init__(self, simulator: Simulator | None = None, max_size: int = 2**24) -> None:
+        self.simulator = simulator
+        self.max_size = max_size
+        self.script: list[str] = []
+        self.handshakes: list[float] = []  # loop time of each accepted WebSocket
+        self.received: list[dict[str, Any]] = []  # what clients sent, parsed
+        self.subscribed: set[str] = set()
+        self.connection: ServerConnection | None = None  # the authenticated one
+        self.changed = Pulse()
+        self.url = self.history_url = ""
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._rest if self.simulator else None,
+            max_size=self.max_size,
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}/v2/iex"
+        self.history_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _rest(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not request.path.startswith("/v2/stocks/"):
+            return None
+        assert self.simulator is not None
+        keys = (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY"))
+        if keys != (KEY, SECRET):
+            status, payload = 403, {"message": "forbidden."}
+        else:
+            status, payload = await asyncio.to_thread(self.simulator.rest, request.path)
+        body = json.dumps(payload).encode()
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return Response(status, "OK" if status == 200 else "Error", headers, body)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.handshakes.append(asyncio.get_running_loop().time())
+        behaviour = self.script.pop(0) if self.script else "normal"
+        self.changed.notify()
+        try:
+            if behaviour == "silent":
+                await ws.wait_closed()
+                return
+            await ws.send(json.dumps([{"T": "success", "msg": "connected"}]))
+            auth = self._record(await ws.recv())
+            if behaviour == "normal" and (auth.get("key"), auth.get("secret")) != (KEY, SECRET):
+                behaviour = "402"
+            if behaviour != "normal":
+                await ws.send(json.dumps([{"T": "error", "code": int(behaviour), "msg": "no"}]))
+                await ws.close()
+                return
+            await ws.send(json.dumps([{"T": "success", "msg": "authenticated"}]))
+            self.connection = ws
+            self.changed.notify()
+            async for raw in ws:
+                message = self._record(raw)
+                symbols = set(message.get("trades", []))
+                if message.get("action") == "subscribe":
+                    self.subscribed |= symbols
+                else:
+                    self.subscribed -= symbols
+                reply = {"T": "subscription", "trades": sorted(self.subscribed)}
+                await ws.send(json.dumps([reply]))
+                self.changed.notify()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.connection is ws:
+                self.connection = None
+                self.subscribed = set()
+            self.changed.notify()
+
+    def _record(self, raw: str | bytes) -> dict[str, Any]:
+        message = json.loads(raw)
+        self.received.append(message)
+        return message
+
+    async def wait_connected(self, count: int = 1) -> ServerConnection:
+        """Wait for the `count`-th connection overall to be authenticated and current."""
+        await self.changed.wait_for(
+            lambda: self.connection is not None and len(self.handshakes) >= count
+        )
+        assert self.connection is not None
+        return self.connection
+
+    async def send(self, frame: list[dict[str, Any]] | str) -> None:
+        """Send a frame (a list of messages, or raw text) on the current connection."""
+        assert self.connection is not None, "no authenticated client"
+        await self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def drop(self) -> None:
+        """Cut the current connection mid-stream: no close frame, like a network failure."""
+        assert self.connection is not None, "no authenticated client"
+        self.connection.transport.abort()
+
+
+# --- the window --------------------------------------------------------------------------
+
+BUYER = """
+class Algorithm:
+    def __init__(self, ticker, capital):
+        self.ticker = ticker
+
+    def run(self, current_time, algo_id):
+        print("buying one", self.ticker)
+        return "buy", 1
+"""
+
+BROKEN_AT_RUN = """
+class Algorithm:
+    def __init__(self, ticker, capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        raise ValueError("no idea what to do")
+"""
+
+
+def settle(qtbot, window: MainWindow) -> None:
+    """Wait until every background read the window asked for has been delivered."""
+    qtbot.waitUntil(window.background.idle, timeout=30_000)
+
+
+def refreshed(qtbot, window: MainWindow) -> None:
+    """Ask for a refresh and wait until it has been shown."""
+    window.refresh()
+    settle(qtbot, window)
+
+
+def store_bars(symbol: str, start: int, closes: list[float]) -> None:
+    """Minute bars from `start` (epoch seconds), one per close, opening at the previous close."""
+    rows = []
+    previous = closes[0]
+    for i, close in enumerate(closes):
+        rows.append(
+            (
+                symbol,
+                start + 60 * i,
+                previous,
+                max(previous, close) + 0.5,
+                min(previous, close) - 0.5,
+                close,
+                1000.0 + i,
+            )
+        )
+        previous = close
+    Bar.insert_many(rows, fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v]).execute()
+
+
+def give_position(instance: Instance, shares: int, price: float) -> None:
+    """Book a buy for `instance` as the broker would."""
+    Transaction.create(algorithm=instance.id, type="buy", shares=shares, price=price, timestamp=T0)
+    Instance.update(
+        cash=Instance.cash - shares * price,
+        shares=Instance.shares + shares,
+        trade_count=Instance.trade_count + 1,
+        last_price=price,
+    ).where(Instance.id == instance.id).execute()
+
+
+# --- packaging: tools/ modules -----------------------------------------------------------
+
+
+def load_tool(name: str) -> ModuleType:
+    """A module from tools/ (not a package: build_app.spec puts tools/ on sys.path)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+stdlib_modules = load_tool("stdlib_modules")

@@ -11,8 +11,7 @@ from autotrader_desktop.database import Instance, Run, Transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.instances import InstanceError
 from autotrader_desktop.paper_broker import Fill, PaperBroker, Rejection
-from tests.conftest import Scanned, add_instance, write_algorithm
-from tests.test_snapshot_rule import cycle
+from tests.helpers import Scanned, add_instance, cycle, write_algorithm
 
 SCRIPTED = """
 ORDERS = {orders!r}

@@ -8,7 +8,7 @@ import pytest
 
 from autotrader_desktop.api import get_data_for_algorithm, get_position, get_transactions
 from autotrader_desktop.database import Bar, Instance, Transaction
-from tests.conftest import T0
+from tests.helpers import T0
 
 MINUTE = 60
 NOW_MINUTE = int(T0.timestamp()) // 60 * 60  # 15:31:00, in progress at T0 (15:31:02)
@@ -134,8 +134,7 @@ def test_transactions_newest_first(db, clock):
 def test_legacy_import_names_work_only_inside_algorithms(engine, algo_dir):
     import sys
 
-    from tests.conftest import add_instance, write_algorithm
-    from tests.test_snapshot_rule import cycle
+    from tests.helpers import add_instance, cycle, write_algorithm
 
     write_algorithm(
         algo_dir,

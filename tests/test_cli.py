@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from autotrader_desktop import __version__, cli
-from tests.conftest import write_algorithm
 from tests.helpers import (
     VENV_BIN,
     count,
@@ -32,6 +31,7 @@ from tests.helpers import (
     run_cli_subprocess,
     scalar,
     subprocess_env,
+    write_algorithm,
 )
 
 BUYER = """

@@ -21,8 +21,9 @@ from autotrader_desktop.database import (
     Run,
     Transaction,
 )
-from tests.conftest import T0, Scanned, write_algorithm
 from tests.helpers import (
+    T0,
+    Scanned,
     count,
     dump,
     instance_rows,
@@ -32,6 +33,7 @@ from tests.helpers import (
     run_cli_subprocess,
     scalar,
     subprocess_env,
+    write_algorithm,
 )
 
 HOLDER = returning("'hold', 0")

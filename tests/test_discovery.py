@@ -10,7 +10,7 @@ import pytest
 from autotrader_desktop import discovery
 from autotrader_desktop.algorithm_loader import MODULE_PREFIX
 from autotrader_desktop.discovery import AlgorithmFile, AlgorithmFolderError, scan
-from tests.conftest import EXAMPLES, write_algorithm
+from tests.helpers import EXAMPLES, write_algorithm
 
 GOOD = textwrap.dedent(
     """

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from autotrader_desktop.database import Instance, OutputLine, Run, Transaction
-from tests.conftest import add_instance, write_algorithm
-from tests.helpers import returning
-from tests.test_snapshot_rule import cycle
+from tests.helpers import add_instance, cycle, returning, write_algorithm
 
 HOLDER = returning("'buy', 1")
 

@@ -2,7 +2,7 @@
 
 User algorithms may import any standard-library module and numpy (SPEC §10), but
 PyInstaller only bundles what the app itself imports. build_app.spec therefore lists
-every module found here as a hidden import, and tests/packaging/test_bundle.py checks
+every module found here as a hidden import, and tests/e2e/test_bundle.py checks
 that every one of them that imports from source also imports inside the built bundle.
 
 Modules are found by walking the interpreter's own files (nothing is imported), starting
@@ -45,7 +45,7 @@ TK_MODULES = {"tkinter", "_tkinter", "turtle"}
 # start), so that is the one walked.
 SHIMMED = {"distutils"}
 # Importing these does something visible (opens a web browser, prints, runs a program):
-# bundled, but the import check in tests/packaging leaves them out.
+# bundled, but the import check in tests/e2e/test_bundle.py leaves them out.
 NOISY_ON_IMPORT = {"antigravity", "this", "__hello__", "__phello__"}
 
 

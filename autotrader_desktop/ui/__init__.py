@@ -1,1 +1,1 @@
-"""The desktop window (PySide6). Only this package and app.py import Qt."""
+"""The desktop window (PySide6). Only this package imports Qt."""

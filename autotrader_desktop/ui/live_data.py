@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.feed.client import CONNECTED
-from autotrader_desktop.market_data import MarketData
+from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.ui.queries import Bars
 
 POLL_MS = 250

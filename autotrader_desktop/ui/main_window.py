@@ -493,7 +493,7 @@ class MainWindow(QMainWindow):
         if self._may_close:
             super().closeEvent(event)
             return
-        # The app stops the engine first (app.py), then calls shutdown(), which closes.
+        # The app stops the engine first (ui/app.py), then calls shutdown(), which closes.
         event.ignore()
         self.close_requested.emit()
 

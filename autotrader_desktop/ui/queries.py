@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autotrader_desktop import accounting, market_hours
+from autotrader_desktop import accounting
 from autotrader_desktop.database import (
     Instance,
     OutputLine,
@@ -23,6 +23,7 @@ from autotrader_desktop.database import (
     db,
 )
 from autotrader_desktop.engine import Engine
+from autotrader_desktop.feed import market_hours
 from autotrader_desktop.module_cache import Drift
 
 TRADES_SHOWN = 500

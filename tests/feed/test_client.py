@@ -25,7 +25,7 @@ from autotrader_desktop.feed.client import (
 )
 from autotrader_desktop.feed.protocol import Frame
 from autotrader_desktop.feed.simulator import Simulator
-from tests.feed.conftest import KEY, SECRET, ScriptedServer, run
+from tests.helpers import KEY, SECRET, ScriptedServer, run
 
 STAMP = "2024-03-13T15:31:02.123456789Z"
 

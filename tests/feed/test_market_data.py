@@ -18,12 +18,20 @@ from autotrader_desktop import credentials
 from autotrader_desktop.database import Bar
 from autotrader_desktop.feed import price_path
 from autotrader_desktop.feed.client import AUTH_FAILED, CONNECTED, OFF, STOPPED, Backoff
+from autotrader_desktop.feed.market_data import MIN_BARS, MarketData
 from autotrader_desktop.feed.protocol import MinuteBar, format_minute, format_timestamp
 from autotrader_desktop.feed.simulator import Simulator
-from autotrader_desktop.market_data import MIN_BARS, MarketData
 from autotrader_desktop.settings import Settings
-from tests.feed.conftest import KEY, SECRET, Pulse, ScriptedServer, run
-from tests.helpers import connect, run_cli_subprocess, subprocess_env
+from tests.helpers import (
+    KEY,
+    SECRET,
+    Pulse,
+    ScriptedServer,
+    connect,
+    run,
+    run_cli_subprocess,
+    subprocess_env,
+)
 
 
 def stored(symbol: str) -> list[MinuteBar]:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from autotrader_desktop.market_hours import is_open, next_close, next_open
+from autotrader_desktop.feed.market_hours import is_open, next_close, next_open
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -19,7 +19,7 @@ from autotrader_desktop.feed import price_path
 from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.protocol import MinuteBar, format_minute, parse_frame
 from autotrader_desktop.feed.simulator import Simulator, SimulatorThread
-from tests.feed.conftest import Pulse, run
+from tests.helpers import Pulse, run
 
 NOW = datetime(2024, 3, 13, 15, 31, 20, tzinfo=UTC)
 EPOCH_NOW = int(NOW.timestamp())

@@ -9,8 +9,7 @@ from PySide6.QtCore import Qt
 from autotrader_desktop.database import Instance
 from autotrader_desktop.ui.add_dialog import ALGORITHM_ROLE, AddDialog
 from autotrader_desktop.ui.instance_table import Column
-from tests.conftest import add_instance, write_algorithm
-from tests.ui.conftest import BUYER
+from tests.helpers import BUYER, add_instance, write_algorithm
 
 SYNTAX_ERROR = "class Algorithm:\n    def run(self\n"
 NO_CLASS = "def run():\n    return 'hold', 0\n"

@@ -1,4 +1,4 @@
-"""app.py's real bootstrap: the qasync loop, the engine on it, the window; quits cleanly."""
+"""ui/app.py's real bootstrap: the qasync loop, the engine on it, the window; quits cleanly."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from autotrader_desktop import app
+from autotrader_desktop.ui import app
 from autotrader_desktop.ui.errors import ErrorReporter
 from autotrader_desktop.ui.main_window import MainWindow
-from tests.conftest import EXAMPLES
-from tests.helpers import run_cli_subprocess, subprocess_env
+from tests.helpers import EXAMPLES, run_cli_subprocess, subprocess_env
 
 
 class Context:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 from autotrader_desktop.feed.client import CONNECTED, RECONNECTING, FeedStatus
+from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.feed.protocol import MinuteBar
-from autotrader_desktop.market_data import MarketData
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, LiveData
 from autotrader_desktop.ui.status_bar import StatusBar
-from tests.conftest import T0
+from tests.helpers import T0
 
 MINUTE = int(T0.timestamp()) // 60 * 60
 

@@ -12,8 +12,14 @@ from autotrader_desktop.database import Instance
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.ui.instance_table import ROW_ROLE, Column
 from autotrader_desktop.ui.main_window import MainWindow
-from tests.conftest import add_instance, write_algorithm
-from tests.ui.conftest import BROKEN_AT_RUN, give_position, refreshed, settle
+from tests.helpers import (
+    BROKEN_AT_RUN,
+    add_instance,
+    give_position,
+    refreshed,
+    settle,
+    write_algorithm,
+)
 
 
 def run_cycle(qtbot, window: MainWindow, clock) -> None:

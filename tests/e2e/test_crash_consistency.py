@@ -22,8 +22,8 @@ import pytest
 
 from autotrader_desktop import database, instances
 from autotrader_desktop.clock import FakeClock
-from tests.conftest import Scanned, write_algorithm
 from tests.helpers import (
+    Scanned,
     check_accounts,
     connect,
     count,
@@ -34,6 +34,7 @@ from tests.helpers import (
     run_python,
     subprocess_env,
     wait_until,
+    write_algorithm,
     write_script,
 )
 

@@ -13,7 +13,6 @@ import subprocess
 import pytest
 
 from autotrader_desktop import cli
-from tests.conftest import write_algorithm
 from tests.helpers import (
     check_accounts,
     instance_rows,
@@ -24,6 +23,7 @@ from tests.helpers import (
     scalar,
     subprocess_env,
     wait_until,
+    write_algorithm,
 )
 
 BUYER = returning("'buy', 1")

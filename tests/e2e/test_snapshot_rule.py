@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autotrader_desktop.database import Instance, Run
 from autotrader_desktop.module_cache import Drift
-from tests.conftest import add_instance, write_algorithm
+from tests.helpers import add_instance, cycle, write_algorithm
 
 # Returns ("hold", VERSION) so the journal shows which code ran; counts its imports in a file.
 VERSIONED = """
@@ -20,12 +20,6 @@ class Algorithm:
     def run(self, current_time, algo_id):
         return "hold", {version}
 """
-
-
-def cycle(engine):
-    """The next minute's cycle (one scheduled time runs each instance only once)."""
-    engine.clock.advance(60)
-    return engine.cycle()
 
 
 def write_versioned(folder, name, version):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging import REPO, stdlib_modules
+from tests.helpers import REPO, stdlib_modules
 
 pytestmark = pytest.mark.bundle
 
@@ -346,7 +346,7 @@ def keyring_backends():
 
 
 def market_hours():
-    from autotrader_desktop import market_hours
+    from autotrader_desktop.feed import market_hours
 
     return [
         market_hours.is_open(datetime(2024, 3, 13, 15, 31, tzinfo=UTC)),  # a Wednesday

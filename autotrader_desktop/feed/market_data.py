@@ -27,9 +27,10 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
-from autotrader_desktop import credentials, market_hours
+from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
+from autotrader_desktop.feed import market_hours
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, Row, store
 from autotrader_desktop.feed.client import (
     AUTH_FAILED,

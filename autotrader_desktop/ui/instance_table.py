@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.queries import InstanceRow
+from autotrader_desktop.ui.wording import counted
 
 ROW_ROLE = Qt.ItemDataRole.UserRole
 
@@ -497,6 +498,5 @@ class InstanceTable(QWidget):
 
     def _update_count(self, *args) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.count_label.setText(
-            f"{total} instances" if shown == total else f"{shown} of {total} instances"
-        )
+        all_of_them = counted(total, "instance")
+        self.count_label.setText(all_of_them if shown == total else f"{shown:,} of {all_of_them}")

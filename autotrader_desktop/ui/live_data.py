@@ -59,6 +59,7 @@ class LiveData(QObject):
         self._clock = clock
         self._feed_name = FEED_NAMES.get(feed, feed)
         self._symbols: set[str] = set()
+        self._running: set[str] = set()
         self._watched: str | None = None
         self._live: tuple[float, ...] | None = None  # (t, o, h, l, c, v) of the watched symbol
         self._polls = 0
@@ -73,9 +74,12 @@ class LiveData(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
-    def set_symbols(self, symbols: set[str]) -> None:
-        """The symbols whose last price the table shows."""
+    def set_symbols(self, symbols: set[str], running: set[str] | None = None) -> None:
+        """The symbols whose last price the table shows, and of those the ones running
+        instances trade (default: all): only these are expected to stream, so only they
+        can be stale (nothing subscribes a failed instance's symbol any more)."""
         self._symbols = set(symbols)
+        self._running = self._symbols if running is None else set(running)
 
     def watch(self, symbol: str | None) -> None:
         """The symbol whose in-progress candle the chart shows."""
@@ -107,7 +111,7 @@ class LiveData(QObject):
         data_age = getattr(self._market, "data_age", None)
         ages = {}
         if data_age is not None:
-            ages = {s: data_age(s) for s in self._symbols}
+            ages = {symbol: data_age(symbol) for symbol in self._running}
         known = {s: age for s, age in ages.items() if age is not None}
         stale = sorted(s for s, age in known.items() if age > STALE_AFTER_S)
         if status is None:  # market data without a stream

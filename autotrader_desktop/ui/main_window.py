@@ -42,6 +42,7 @@ from autotrader_desktop.ui.notifications import Notifier
 from autotrader_desktop.ui.queries import Bars, Fills, InstanceRow, Snapshot
 from autotrader_desktop.ui.settings_dialog import SavedSettings, SettingsDialog
 from autotrader_desktop.ui.status_bar import StatusBar
+from autotrader_desktop.ui.wording import counted
 
 TITLE = "AutoTrader Desktop"
 REFRESH_MS = 5_000  # re-read instances even without a cycle (other processes, prices)
@@ -249,8 +250,9 @@ class MainWindow(QMainWindow):
         if row.shares:
             price = f"{row.last_price:,.2f}" if row.last_price is not None else "unknown"
             position = (
-                f"Its open position of {row.shares:,} {row.ticker} shares will be sold at the "
-                f"last price (now {price}, about {row.shares * (row.last_price or 0):,.2f})."
+                f"Its open position of {counted(row.shares, f'{row.ticker} share')} will be "
+                f"sold at the last price (now {price}, about "
+                f"{row.shares * (row.last_price or 0):,.2f})."
             )
         else:
             position = "It holds no shares, so nothing will be sold."
@@ -271,7 +273,7 @@ class MainWindow(QMainWindow):
         if row is None or row.status == "running":
             return
         text = (
-            f"Delete {row.display_name} and its history ({row.trades:,} trades, its runs "
+            f"Delete {row.display_name} and its history ({counted(row.trades, 'trade')}, its runs "
             "journal and output)?\n\nThis cannot be undone. Its realized P&L stays in the "
             "account."
         )
@@ -289,7 +291,8 @@ class MainWindow(QMainWindow):
         text = (
             "Restart the engine?\n\nEvery algorithm module is unloaded, as if the app "
             "restarted: each instance loads its algorithm file as it is now on its next run. "
-            f"{failed} failed instance(s) get a fresh try. A cycle in progress finishes first."
+            f"{counted(failed, 'failed instance')} {'gets' if failed == 1 else 'get'} a fresh "
+            "try. A cycle in progress finishes first."
         )
         if not self.confirm("Restart engine", text):
             return
@@ -299,7 +302,8 @@ class MainWindow(QMainWindow):
         def done(retried: int) -> None:
             self.restart_action.setEnabled(True)
             self.status.showMessage(
-                f"Engine restarted: modules unloaded, {retried} failed instance(s) retried",
+                "Engine restarted: modules unloaded, "
+                f"{counted(retried, 'failed instance')} retried",
                 MESSAGE_MS,
             )
             self.refresh()
@@ -331,7 +335,7 @@ class MainWindow(QMainWindow):
 
     def write_trades(self, path: Path, row: InstanceRow | None) -> None:
         def done(count: int) -> None:
-            self.status.showMessage(f"Exported {count:,} trades to {path}", MESSAGE_MS)
+            self.status.showMessage(f"Exported {counted(count, 'trade')} to {path}", MESSAGE_MS)
 
         def failed(exc: BaseException) -> None:
             if not isinstance(exc, OSError):
@@ -367,7 +371,10 @@ class MainWindow(QMainWindow):
     def _snapshot_loaded(self, snapshot: Snapshot) -> None:
         self.table.set_rows(snapshot.rows)
         self.status.set_account(snapshot.account)
-        self.live.set_symbols({row.ticker for row in snapshot.rows if row.status != "stopped"})
+        self.live.set_symbols(
+            {row.ticker for row in snapshot.rows if row.status != "stopped"},
+            {row.ticker for row in snapshot.rows if row.status == "running"},
+        )
         if self._select_after_refresh is not None:
             self.table.select(self._select_after_refresh)
             self._select_after_refresh = None

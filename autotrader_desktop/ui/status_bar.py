@@ -1,15 +1,25 @@
-"""The status bar: feed state and data age, market hours, next cycle, account."""
+"""The status bar: messages, feed state and data age, market hours, next cycle, account.
+
+Every text in it is elided to the room it gets, with the full text in a tooltip: a long
+feed error or message must never widen the window (on a small screen that pushed the close
+button off it) nor be cut mid-word.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from autotrader_desktop.accounting import Account
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, FeedView
 from autotrader_desktop.ui.queries import MarketState
+
+MARGIN = 8  # px left and right of each section
+ELLIPSIS = "…"
 
 
 def _age(seconds: float) -> str:
@@ -18,44 +28,115 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
-def _coloured(text: str, colour: str | None) -> str:
-    return f'<span style="color:{colour}">{text}</span>' if colour else text
+class ElidedLabel(QLabel):
+    """One line of plain text, elided at the right end ("…") when it does not fit.
+
+    Its minimum width is that of the ellipsis, so the text never sets the window's
+    minimum width; it asks for its full width and shows the full text as its tooltip.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setContentsMargins(MARGIN, 0, MARGIN, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self._colour: QColor | None = None
+        self.set_text(text)
+
+    def set_text(self, text: str, tooltip: str | None = None, colour: QColor | None = None) -> None:
+        """Show `text` (in `colour`, or the palette's); the tooltip is `tooltip` (if given)
+        or the text itself."""
+        self._colour = colour
+        self.setText(text)
+        self.setToolTip(tooltip if tooltip is not None else text)
+        self.update()
+
+    def shown_text(self) -> str:
+        """The text as drawn in the room the label has now."""
+        room = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, room)
+
+    def is_elided(self) -> bool:
+        return self.shown_text() != self.text()
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        width = self.fontMetrics().horizontalAdvance(ELLIPSIS) + 2 * MARGIN
+        return QSize(width if self.text() else 0, hint.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self._colour or self.palette().color(QPalette.ColorRole.WindowText))
+        painter.drawText(
+            self.contentsRect(),
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            self.shown_text(),
+        )
 
 
 class StatusBar(QStatusBar):
+    """Messages on the left (for a while), then feed, market, next cycle and account."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.feed = QLabel()
-        self.market = QLabel()
-        self.cycle = QLabel()
-        self.account = QLabel()
-        self.cash = QLabel()
-        for label in (self.feed, self.market, self.cycle, self.account, self.cash):
-            label.setContentsMargins(8, 0, 8, 0)
+        self.message = ElidedLabel()
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.clearMessage)
+        self.addWidget(self.message, 1)
+        self.feed_light = QLabel("●")
+        self.feed_light.setContentsMargins(MARGIN, 0, 0, 0)
+        self.feed = ElidedLabel("Feed: starting …")
+        self.feed.setContentsMargins(4, 0, MARGIN, 0)
+        self.market = ElidedLabel("Market: …")
+        self.cycle = ElidedLabel("Engine starting …")
+        self.account = ElidedLabel()
+        self.cash = ElidedLabel()
+        self.addPermanentWidget(self.feed_light)
+        # The feed's text (an error can be long) gives way first; a message shares it.
+        self.addPermanentWidget(self.feed, 1)
+        for label in (self.market, self.cycle, self.account, self.cash):
             self.addPermanentWidget(label)
-        self.feed.setText("Feed: starting …")
-        self.market.setText("Market: …")
-        self.cycle.setText("Engine starting …")
+
+    # --- messages (Qt's own temporary message is drawn uncut over the whole bar) ----------
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:
+        self.message.set_text(text)
+        if timeout > 0:
+            self._message_timer.start(timeout)
+        else:
+            self._message_timer.stop()
+
+    def currentMessage(self) -> str:
+        return self.message.text()
+
+    def clearMessage(self) -> None:
+        self._message_timer.stop()
+        self.message.set_text("")
+
+    # --- sections --------------------------------------------------------------------------
 
     def set_feed(self, view: FeedView) -> None:
         current = theme.current()
         text = f"{view.name}: {view.state}"
-        colour = None if view.ok else current.loss.name()
+        colour = None if view.ok else current.loss
         if view.age is not None:
             text += f" · data {_age(view.age)} old"
         if view.stale:
-            colour = current.warning.name()
+            colour = current.warning
             names = ", ".join(view.stale[:3]) + (" …" if len(view.stale) > 3 else "")
             text += f" · no data for {_age(STALE_AFTER_S)}+: {names}"
-        self.feed.setText(_coloured("● ", colour or current.gain.name()) + _coloured(text, colour))
-        self.feed.setToolTip(
-            "Market data feed. Data age: time since the newest trade or bar of any "
-            "subscribed symbol."
+        self.feed_light.setStyleSheet(f"color: {(colour or current.gain).name()}")
+        self.feed.set_text(
+            text,
+            f"{text}\n\nMarket data feed. Data age: time since the newest trade or bar of any "
+            "subscribed symbol.",
+            colour,
         )
 
     def set_market(self, state: MarketState | None, gating: bool) -> None:
         if state is None:
-            self.market.setText("Market hours: unknown")
+            self.market.set_text("Market hours: unknown")
             return
         when = ""
         if state.next_change is not None:
@@ -68,24 +149,24 @@ class StatusBar(QStatusBar):
             text = f"Market closed{f' · opens {when}' if when else ''}"
             if gating:
                 text += " · cycles paused"
-        self.market.setText(text)
-        self.market.setToolTip(
-            "NYSE regular hours. Market-hours gating is "
-            + ("on: cycles run only while the market is open." if gating else "off.")
+        self.market.set_text(
+            text,
+            f"{text}\n\nNYSE regular hours. Market-hours gating is "
+            + ("on: cycles run only while the market is open." if gating else "off."),
         )
 
     def set_next_cycle(self, at: datetime | None, now: datetime) -> None:
         if at is None:
-            self.cycle.setText("No cycle scheduled")
+            self.cycle.set_text("No cycle scheduled")
         else:
             seconds = max(0, round((at - now).total_seconds()))
-            self.cycle.setText(f"Next cycle {at.astimezone():%H:%M:%S} (in {seconds} s)")
+            self.cycle.set_text(f"Next cycle {at.astimezone():%H:%M:%S} (in {seconds} s)")
 
     def set_account(self, account: Account) -> None:
-        self.account.setText(f"Account value {account.value:,.2f}")
-        self.cash.setText(f"Available cash {account.available_cash:,.2f}")
-        self.account.setToolTip(
+        self.account.set_text(
+            f"Account value {account.value:,.2f}",
             f"Starting balance {account.starting_balance:,.2f}, realized P&L "
             f"{account.realized_pnl:+,.2f}, committed to instances "
-            f"{account.committed_capital:,.2f}"
+            f"{account.committed_capital:,.2f}",
         )
+        self.cash.set_text(f"Available cash {account.available_cash:,.2f}")

@@ -169,7 +169,7 @@ def test_a_failure_is_notified_shown_and_retried_by_restart(
 
     asked = answer(monkeypatch, QMessageBox.StandardButton.Yes)
     window.restart_action.trigger()
-    assert "1 failed instance(s) get a fresh try" in asked[0]
+    assert "1 failed instance gets a fresh try" in asked[0]
     qtbot.waitUntil(lambda: cell(window, instance.id, Column.STATUS) == "running")
     assert "restarted" in window.status.currentMessage()
 
@@ -230,7 +230,7 @@ def test_export_trades_to_csv(qtbot, engine, buyer, tmp_path, window):
     lines = target.read_text().splitlines()
     assert lines[0].startswith("id,algorithm_id,display_name,ticker,type,shares,price")
     assert len(lines) == 2 and ",NVDA,buy,3,100.0," in lines[1]
-    assert "Exported 1 trades" in window.status.currentMessage()
+    assert "Exported 1 trade to" in window.status.currentMessage()
 
 
 def test_columns_are_fitted_once_there_are_rows(qtbot, engine, buyer, make_window):

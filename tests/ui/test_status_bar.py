@@ -7,8 +7,7 @@ from autotrader_desktop.database import Instance
 from autotrader_desktop.feed.client import CONNECTED, FeedStatus
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, FeedView
 from autotrader_desktop.ui.status_bar import StatusBar
-from tests.conftest import add_instance
-from tests.ui.conftest import refreshed
+from tests.helpers import add_instance, refreshed
 
 LONG_ERROR = (
     "auth failed (no Alpaca API key: store one in Settings, or set APCA_API_KEY_ID and "

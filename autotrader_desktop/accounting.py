@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from autotrader_desktop.database import Instance, Setting, db
+from autotrader_desktop.enums import InstanceStatus
 
 ARCHIVED_PNL_KEY = "archived_realized_pnl"
 
@@ -30,7 +31,7 @@ class Account:
 
 
 def last_price(instance: Instance, price_of: PriceOf | None) -> float | None:
-    live = price_of(instance.ticker) if price_of else None
+    live = price_of(instance.symbol) if price_of else None
     return live if live is not None else instance.last_price
 
 
@@ -54,9 +55,10 @@ def archive_pnl(amount: float) -> None:
 def available_cash(starting_balance: float) -> float:
     """Cash not committed to any running or failed instance (one query; usable in a transaction)."""
     realized, committed = db.execute_sql(
-        "SELECT COALESCE(SUM(CASE WHEN status = 'stopped' THEN cash - initial_capital END), 0),"
-        " COALESCE(SUM(CASE WHEN status != 'stopped' THEN initial_capital END), 0)"
-        " FROM algorithm_instances"
+        "SELECT COALESCE(SUM(CASE WHEN status = ?1 THEN cash - initial_capital END), 0),"
+        " COALESCE(SUM(CASE WHEN status != ?1 THEN initial_capital END), 0)"
+        " FROM algorithm_instances",
+        (InstanceStatus.STOPPED,),
     ).fetchone()
     return starting_balance + archived_pnl() + realized - committed
 
@@ -65,7 +67,7 @@ def account(starting_balance: float, price_of: PriceOf | None = None) -> Account
     realized = archived_pnl()
     committed, value = 0.0, 0.0
     for instance in Instance.select():
-        if instance.status == "stopped":
+        if instance.status == InstanceStatus.STOPPED:
             realized += instance.cash - instance.initial_capital
         else:
             committed += instance.initial_capital

@@ -119,7 +119,7 @@ def get_transactions(algo_id: int) -> list[dict[str, Any]]:
     """
     query = (
         Transaction.select()
-        .where(Transaction.algorithm == algo_id)
+        .where(Transaction.instance == algo_id)
         .order_by(Transaction.timestamp.desc(), Transaction.id.desc())
     )
     return [

@@ -17,6 +17,7 @@ from peewee import OperationalError
 
 from autotrader_desktop import __version__, accounting, database, instances, paths, settings
 from autotrader_desktop.database import Instance, Transaction
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
 
 log = logging.getLogger("autotrader_desktop")
@@ -38,7 +39,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
     parser.add_argument(
         "--feed",
-        choices=settings.FEEDS,
+        choices=list(Feed),
         default=default,
         help="market data: the embedded simulator (default) or Alpaca",
     )
@@ -191,8 +192,8 @@ def instance_dict(instance: Instance) -> dict[str, Any]:
     return {
         "id": instance.id,
         "display_name": instance.display_name,
-        "ticker": instance.ticker,
-        "algorithm_type": instance.algorithm_type,
+        "ticker": instance.symbol,
+        "algorithm_type": instance.algorithm,
         "status": instance.status,
         "code_version": instance.code_version,
         "initial_capital": instance.initial_capital,
@@ -313,7 +314,7 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
     clock = SystemClock()
     market = MarketData(clock, ctx.settings)
     if instance.shares:
-        market.prepare([instance.ticker])
+        market.prepare([instance.symbol])
     stopped = instances.stop(
         args.id,
         market.latest_price,
@@ -327,7 +328,7 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     instance = instances.get(args.id)
     if not args.yes and sys.stdin.isatty():
-        count = Transaction.select().where(Transaction.algorithm == instance.id).count()
+        count = Transaction.select().where(Transaction.instance == instance.id).count()
         try:
             answer = input(f"Delete {instance.display_name} and its {count} trades? [y/N] ")
         except EOFError:
@@ -363,10 +364,9 @@ def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
     try:
         for _ in range(args.count):
             report = engine.cycle()
-            summary = ", ".join(f"{n} {o}" for o, n in sorted(report.outcomes.items()))
             print(
                 f"cycle {report.scheduled_at:%Y-%m-%d %H:%M:%S} UTC: "
-                f"{summary or 'no running instances'} ({report.duration_s:.2f} s)"
+                f"{report.summary or 'no running instances'} ({report.duration_s:.2f} s)"
             )
     finally:
         engine.close()

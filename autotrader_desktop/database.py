@@ -59,8 +59,9 @@ class BaseModel(Model):
 class Instance(BaseModel):
     id = AutoField()
     display_name = TextField(unique=True)
-    algorithm_type = TextField()
-    ticker = TextField(index=True)
+    # The columns keep their first names (the data API and older files use them).
+    algorithm = TextField(column_name="algorithm_type")
+    symbol = TextField(column_name="ticker", index=True)
     initial_capital = FloatField()
     status = TextField(
         index=True, constraints=[Check("status IN ('running', 'stopped', 'failed')")]
@@ -82,7 +83,7 @@ class Instance(BaseModel):
 
 class Transaction(BaseModel):
     id = AutoField()
-    algorithm = ForeignKeyField(
+    instance = ForeignKeyField(
         Instance, column_name="algorithm_id", on_delete="CASCADE", backref="transactions"
     )
     type = TextField(constraints=[Check("type IN ('buy', 'sell')")])

@@ -24,12 +24,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from autotrader_desktop import accounting, api, discovery, instances
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
+from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
 from autotrader_desktop.paper_broker import PaperBroker
-from autotrader_desktop.settings import Settings
+from autotrader_desktop.settings import READ_AT_START, Settings
 from autotrader_desktop.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,8 @@ class Engine:
         with self._cycle_lock:
             self.orchestrator.restart()
             retried = (
-                Instance.update(status="running", error=None)
-                .where(Instance.status == "failed")
+                Instance.update(status=InstanceStatus.RUNNING, error=None)
+                .where(Instance.status == InstanceStatus.FAILED)
                 .execute()
             )
         log.info("engine restarted: module cache cleared, %d failed instance(s) retried", retried)
@@ -140,15 +141,8 @@ class Engine:
 
         The feed, its URLs and the algorithm folder are kept: they take a new engine.
         """
-        self.settings = dataclasses.replace(
-            settings,
-            feed=self.settings.feed,
-            stream_url=self.settings.stream_url,
-            history_url=self.settings.history_url,
-            algorithm_dir=self.settings.algorithm_dir,
-            simulator_seed=self.settings.simulator_seed,
-            workers=self.settings.workers,
-        )
+        kept = {name: getattr(self.settings, name) for name in READ_AT_START}
+        self.settings = dataclasses.replace(settings, **kept)
         self.broker.commission = settings.commission
         self.broker.slippage_bps = settings.slippage_bps
         self.orchestrator.time_limit = settings.run_time_limit
@@ -209,7 +203,7 @@ class Engine:
             self.market_data.prepare(sorted(self._subscribed))
             report = self.orchestrator.run_cycle(scheduled_at)
         log.info(
-            "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.outcomes, report.duration_s
+            "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.summary, report.duration_s
         )
         for listener in self.on_cycle:
             listener(report)
@@ -218,9 +212,9 @@ class Engine:
     def sync_subscriptions(self) -> None:
         """Subscribe to each running instance's symbol once per instance (reference-counted)."""
         wanted = Counter(
-            ticker
-            for (ticker,) in Instance.select(Instance.ticker)
-            .where(Instance.status == "running")
+            symbol
+            for (symbol,) in Instance.select(Instance.symbol)
+            .where(Instance.status == InstanceStatus.RUNNING)
             .tuples()
         )
         for symbol in wanted | self._subscribed:

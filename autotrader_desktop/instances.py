@@ -11,6 +11,7 @@ from autotrader_desktop import accounting
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Transaction, write_transaction
 from autotrader_desktop.decision import Decision
+from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.paper_broker import Fill, PaperBroker
 
@@ -90,10 +91,10 @@ def create(
         now = clock.now()
         return Instance.create(
             display_name=display_name(symbol, algorithm, now),
-            algorithm_type=algorithm,
-            ticker=symbol,
+            algorithm=algorithm,
+            symbol=symbol,
             initial_capital=amount,
-            status="running",
+            status=InstanceStatus.RUNNING,
             created_at=now,
             cash=amount,
             shares=0,
@@ -112,16 +113,16 @@ def _liquidate(instance: Instance, price: float | None, broker: PaperBroker, clo
         return
     if price is None:
         raise InstanceError(
-            f"no price known for {instance.ticker}, so its {instance.shares} shares cannot be "
+            f"no price known for {instance.symbol}, so its {instance.shares} shares cannot be "
             "sold; try again once the feed has a price"
         )
     fill = broker.execute(
-        Decision("sell", instance.shares), instance.cash, instance.shares, instance.ticker, price
+        Decision("sell", instance.shares), instance.cash, instance.shares, instance.symbol, price
     )
     if not isinstance(fill, Fill):
         raise InstanceError(f"cannot sell the open position: {fill.reason}")
     Transaction.create(
-        algorithm=instance.id,
+        instance=instance.id,
         type="sell",
         shares=fill.shares,
         price=fill.price,
@@ -142,12 +143,12 @@ def stop(
     """Stop a running (or failed) instance, selling any open position at the last price."""
     with write_transaction():
         instance = get(instance_id)
-        if instance.status == "stopped":
+        if instance.status == InstanceStatus.STOPPED:
             raise InstanceError(
                 f"instance {instance_id} ({instance.display_name}) is already stopped"
             )
         _liquidate(instance, accounting.last_price(instance, price_of), broker, clock)
-        instance.status, instance.stopped_at = "stopped", clock.now()
+        instance.status, instance.stopped_at = InstanceStatus.STOPPED, clock.now()
         instance.save()
         return instance
 
@@ -159,7 +160,7 @@ def delete(instance_id: int) -> Instance:
     """
     with write_transaction():
         instance = get(instance_id)
-        if instance.status == "running":
+        if instance.status == InstanceStatus.RUNNING:
             raise InstanceError(
                 f"instance {instance_id} ({instance.display_name}) is running; stop it first"
             )

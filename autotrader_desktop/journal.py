@@ -19,6 +19,7 @@ from datetime import datetime
 
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
+from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.paper_broker import Fill, PaperBroker
 
 _ts = UtcDateTimeField().db_value
@@ -43,7 +44,7 @@ class RunResult:
 @dataclass(frozen=True)
 class RecordedRun:
     instance_id: int
-    outcome: str  # executed | hold | rejected | failed
+    outcome: Outcome
     reason: str | None
     fill: Fill | None
 
@@ -89,14 +90,14 @@ def record(
             cash, shares, status = accounts[r.instance_id]
             fill, reason, price, trade_id = None, None, price_of(r.symbol), None
             if r.error is not None:
-                outcome, reason = "failed", r.error
-                failures.append((r.error, r.instance_id))
-            elif status != "running":
-                outcome, reason = "rejected", f"instance was {status} while it ran"
+                outcome, reason = Outcome.FAILED, r.error
+                failures.append((InstanceStatus.FAILED, r.error, r.instance_id))
+            elif status != InstanceStatus.RUNNING:
+                outcome, reason = Outcome.REJECTED, f"instance was {status} while it ran"
             elif r.decision is not None and r.decision.is_order:
                 result = broker.execute(r.decision, cash, shares, r.symbol, price)
                 if isinstance(result, Fill):
-                    fill, outcome = result, "executed"
+                    fill, outcome = result, Outcome.EXECUTED
                     trade_id = conn.execute(
                         "INSERT INTO transactions (algorithm_id, type, shares, price, "
                         "commission, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
@@ -112,9 +113,9 @@ def record(
                     cash, shares = fill.cash_after, fill.shares_after
                     accounts[r.instance_id] = (cash, shares, status)
                 else:
-                    outcome, reason = "rejected", result.reason
+                    outcome, reason = Outcome.REJECTED, result.reason
             else:
-                outcome = "hold"
+                outcome = Outcome.HOLD
             decision = str(r.decision) if r.decision is not None else None
             runs.append(
                 (
@@ -158,7 +159,7 @@ def record(
             updates,
         )
         conn.executemany(
-            "UPDATE algorithm_instances SET status = 'failed', error = ? WHERE id = ?", failures
+            "UPDATE algorithm_instances SET status = ?, error = ? WHERE id = ?", failures
         )
         conn.executemany(
             "INSERT INTO output_lines (instance_id, timestamp, stream, text) VALUES (?, ?, ?, ?)",

@@ -24,6 +24,7 @@ from autotrader_desktop import journal
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Run
 from autotrader_desktop.decision import validate
+from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.journal import RecordedRun, RunResult
 from autotrader_desktop.module_cache import ModuleCache
 from autotrader_desktop.output_capture import OutputCapture
@@ -44,20 +45,25 @@ SLOW_RUN_S = 0.05
 @dataclass(frozen=True)
 class InstanceToRun:
     id: int
-    ticker: str
-    algorithm_type: str
+    symbol: str
+    algorithm: str
     initial_capital: float
 
 
 @dataclass
 class CycleReport:
     scheduled_at: datetime
-    outcomes: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
     duration_s: float = 0.0
 
     @property
     def runs(self) -> int:
         return sum(self.outcomes.values())
+
+    @property
+    def summary(self) -> str:
+        """How many runs had each outcome, e.g. "3 executed, 997 hold" ("" for none)."""
+        return ", ".join(f"{n} {outcome.label}" for outcome, n in sorted(self.outcomes.items()))
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
@@ -137,9 +143,9 @@ class Orchestrator:
         already = Run.select(Run.instance).where(Run.scheduled_at == scheduled_at)
         query = (
             Instance.select(
-                Instance.id, Instance.ticker, Instance.algorithm_type, Instance.initial_capital
+                Instance.id, Instance.symbol, Instance.algorithm, Instance.initial_capital
             )
-            .where((Instance.status == "running") & Instance.id.not_in(already))
+            .where((Instance.status == InstanceStatus.RUNNING) & Instance.id.not_in(already))
             .order_by(Instance.id)
             .tuples()
         )
@@ -149,14 +155,14 @@ class Orchestrator:
         """Runs on a worker thread."""
         started_at = self.clock.now()
         start = time.perf_counter()
-        result = RunResult(instance.id, instance.ticker, scheduled_at, started_at, 0.0)
+        result = RunResult(instance.id, instance.symbol, scheduled_at, started_at, 0.0)
         self.capture.begin()
         try:
-            loaded = self.cache.get(instance.algorithm_type)
+            loaded = self.cache.get(instance.algorithm)
             result.code_version = loaded.code_version
             algorithm = self.algorithms.get(instance.id)
             if algorithm is None:
-                algorithm = loaded.cls(instance.ticker, instance.initial_capital)
+                algorithm = loaded.cls(instance.symbol, instance.initial_capital)
                 self.algorithms[instance.id] = algorithm
             result.decision = validate(algorithm.run(scheduled_at, instance.id))
         except BaseException as exc:
@@ -169,10 +175,10 @@ class Orchestrator:
     def _timed_out(self, job: Job) -> RunResult:
         instance, scheduled_at = job.args
         message = f"TimeoutError: run did not finish within the {self.time_limit:g} s time limit"
-        cached = self.cache.loaded_modules.get(instance.algorithm_type)
+        cached = self.cache.loaded_modules.get(instance.algorithm)
         return RunResult(
             instance.id,
-            instance.ticker,
+            instance.symbol,
             scheduled_at,
             self.clock.now(),
             self.time_limit * 1000,

@@ -13,14 +13,23 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from autotrader_desktop.database import Setting
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
 
-FEEDS = ("sim", "alpaca-iex", "alpaca-sip", "none")
+# Read once when the engine starts: changing one takes a restart of the app.
+READ_AT_START = (
+    "feed",
+    "stream_url",
+    "history_url",
+    "algorithm_dir",
+    "simulator_seed",
+    "workers",
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    feed: str = "sim"
+    feed: Feed = Feed.SIM
     stream_url: str | None = None
     history_url: str | None = None
     algorithm_dir: str | None = None
@@ -36,7 +45,7 @@ class Settings:
     @property
     def gating_enabled(self) -> bool:
         if self.market_hours_gating is None:
-            return self.feed.startswith("alpaca")
+            return self.feed.is_alpaca
         return self.market_hours_gating
 
 
@@ -68,9 +77,10 @@ class SettingError(UserError):
 def _convert(name: str, raw: Any) -> Any:
     """Validate and convert a raw value (from a string or JSON) for setting `name`."""
     if name == "feed":
-        if raw not in FEEDS:
-            raise SettingError(f"feed must be one of {', '.join(FEEDS)} (got {raw!r})")
-        return raw
+        try:
+            return Feed(raw)
+        except ValueError:
+            raise SettingError(f"feed must be one of {', '.join(Feed)} (got {raw!r})") from None
     if name in ("stream_url", "history_url"):
         if raw in (None, ""):
             return None

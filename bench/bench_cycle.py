@@ -54,8 +54,8 @@ def seed_database(count: int, algorithm: str) -> None:
             [
                 {
                     "display_name": f"bench_{i}",
-                    "algorithm_type": algorithm,
-                    "ticker": SYMBOLS[i % len(SYMBOLS)],
+                    "algorithm": algorithm,
+                    "symbol": SYMBOLS[i % len(SYMBOLS)],
                     "initial_capital": 10_000.0,
                     "status": "running",
                     "created_at": START,

@@ -31,6 +31,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from autotrader_desktop import database
 from autotrader_desktop.clock import FakeClock
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.feed.protocol import format_minute, format_timestamp
 from autotrader_desktop.settings import Settings
@@ -120,7 +121,7 @@ async def ingest_run(url: str) -> tuple[float, int]:
     database.db.execute_sql("DELETE FROM bars")
     # The clock stands at the first simulated minute: minutes complete as trades move on.
     clock = FakeClock(datetime.fromtimestamp(START_NS // 10**9, UTC))
-    market = MarketData(clock, Settings(feed="alpaca-iex", stream_url=url, history_url=url))
+    market = MarketData(clock, Settings(feed=Feed.ALPACA_IEX, stream_url=url, history_url=url))
     done = asyncio.Event()
     market.on_data.append(lambda: market.data_age(END) is not None and done.set())
     start = time.perf_counter()

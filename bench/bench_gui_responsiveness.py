@@ -72,7 +72,7 @@ SPEC_RATE = 5_000  # trades/s the feed must deliver
 RATE = 5_200  # trades/s sent: a little more, so that what arrives is >= SPEC_RATE
 BATCH = 10  # trades per frame: 500 frames/s
 CYCLES = 10
-SETTLE_S = 1.0  # after each cycle: its refreshes (snapshot, details, chart) land here
+SETTLE_S = 1.0  # after each cycle: its refreshes (overview, activity, chart) land here
 PHASE_S = 5.0  # the floor, and streaming without cycles
 PROBE_MS = 10
 WINDOW_SIZE = (1500, 940)  # the window's default size on a large screen
@@ -166,8 +166,8 @@ def seed(data_dir: Path, instances: int) -> None:
                 [
                     {
                         "display_name": f"test_algo_{SYMBOLS[i % len(SYMBOLS)]}_{i:04d}",
-                        "algorithm_type": "test_algo",
-                        "ticker": SYMBOLS[i % len(SYMBOLS)],
+                        "algorithm": "test_algo",
+                        "symbol": SYMBOLS[i % len(SYMBOLS)],
                         "initial_capital": 10_000.0,
                         "status": "running",
                         "created_at": created,
@@ -339,7 +339,7 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
         engine.on_cycle.append(lambda report: engine_cycles.append(report.duration_s))
         await until(lambda: window.table.model.rowCount() == INSTANCES, "the table")
         await until(lambda: window.table.selected() is not None, "a selection")
-        selected = window.table.selected().ticker
+        selected = window.table.selected().symbol
         await until(lambda: window.chart.symbol == selected, "the chart", 120)
         await until(lambda: engine.market_data.status.state == CONNECTED, "the feed")
         if sort == "pnl":  # then the table re-sorts its 1,000 rows on every price tick
@@ -353,7 +353,7 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
                 report = await engine.run_cycle()
                 results.per_cycle.append((report.duration_s, time.perf_counter() - begin))
                 for outcome, count in report.outcomes.items():
-                    results.outcomes[outcome] = results.outcomes.get(outcome, 0) + count
+                    results.outcomes[str(outcome)] = results.outcomes.get(outcome, 0) + count
                 await asyncio.sleep(SETTLE_S)
 
         first_frame, started = next(frames), time.perf_counter()

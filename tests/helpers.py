@@ -504,7 +504,7 @@ def store_bars(symbol: str, start: int, closes: list[float]) -> None:
 
 def give_position(instance: Instance, shares: int, price: float) -> None:
     """Book a buy for `instance` as the broker would."""
-    Transaction.create(algorithm=instance.id, type="buy", shares=shares, price=price, timestamp=T0)
+    Transaction.create(instance=instance.id, type="buy", shares=shares, price=price, timestamp=T0)
     Instance.update(
         cash=Instance.cash - shares * price,
         shares=Instance.shares + shares,

@@ -57,7 +57,7 @@ def test_commission_and_slippage(make_engine, algo_dir, market):
     instance = add_instance(engine, "NVDA", "trader", 5_000)
     market.prices["NVDA"] = 100.0
     cycle(engine)
-    buy = Transaction.get(Transaction.algorithm == instance.id)
+    buy = Transaction.get(Transaction.instance == instance.id)
     assert (buy.price, buy.commission) == (100.1, 1.5)
     assert fresh(instance).cash == pytest.approx(5_000 - 1_001 - 1.5)
     cycle(engine)
@@ -202,7 +202,7 @@ def test_creation_writes_one_running_row(engine):
     )
     local = engine.clock.now().astimezone()
     assert instance.display_name == f"NVDA_sma_{local:%Y%m%d_%H%M%S}"
-    assert (instance.ticker, instance.status, instance.initial_capital, instance.cash) == (
+    assert (instance.symbol, instance.status, instance.initial_capital, instance.cash) == (
         "NVDA",
         "running",
         2_500.0,

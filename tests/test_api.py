@@ -107,16 +107,16 @@ def test_bad_arguments_say_what_is_wrong(bars, kind, kwargs, message):
 def test_transactions_newest_first(db, clock):
     instance = Instance.create(
         display_name="x",
-        algorithm_type="a",
-        ticker="NVDA",
+        algorithm="a",
+        symbol="NVDA",
         initial_capital=100,
         status="running",
         created_at=T0,
         cash=100,
     )
-    Transaction.create(algorithm=instance, type="buy", shares=2, price=10.0, timestamp=T0)
+    Transaction.create(instance=instance, type="buy", shares=2, price=10.0, timestamp=T0)
     Transaction.create(
-        algorithm=instance, type="sell", shares=1, price=11.5, timestamp=T0 + timedelta(minutes=1)
+        instance=instance, type="sell", shares=1, price=11.5, timestamp=T0 + timedelta(minutes=1)
     )
     result = get_transactions(instance.id)
     assert [t["type"] for t in result] == ["sell", "buy"]

@@ -149,7 +149,7 @@ def test_deleting_an_instance_deletes_its_history(db, clock):
             clock=clock,
         )
         trade = Transaction.create(
-            algorithm=instance.id, type="buy", shares=1, price=10.0, timestamp=T0
+            instance=instance.id, type="buy", shares=1, price=10.0, timestamp=T0
         )
         Run.create(instance=instance.id, scheduled_at=T0, outcome="executed", transaction=trade.id)
         OutputLine.create(instance=instance.id, timestamp=T0, stream="stdout", text="hi")
@@ -160,7 +160,7 @@ def test_deleting_an_instance_deletes_its_history(db, clock):
     doomed, kept = make("NVDA"), make("AMD")
     instances.delete(doomed.id)
     for model, column in (
-        (Transaction, Transaction.algorithm),
+        (Transaction, Transaction.instance),
         (Run, Run.instance),
         (OutputLine, OutputLine.instance),
     ):
@@ -172,7 +172,7 @@ def test_deleting_an_instance_deletes_its_history(db, clock):
 
 def test_foreign_keys_are_enforced(db):
     with pytest.raises(Exception, match="FOREIGN KEY"):
-        Transaction.create(algorithm=12345, type="buy", shares=1, price=1.0, timestamp=T0)
+        Transaction.create(instance=12345, type="buy", shares=1, price=1.0, timestamp=T0)
     assert Transaction.select().count() == 0
 
 

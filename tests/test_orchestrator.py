@@ -285,8 +285,8 @@ def test_instances_added_or_stopped_elsewhere_are_picked_up_next_cycle(engine, a
     # Another process's writes: straight to the database, bypassing this engine.
     other = Instance.create(
         display_name="other",
-        algorithm_type="buyer",
-        ticker="TSLA",
+        algorithm="buyer",
+        symbol="TSLA",
         initial_capital=1000,
         status="running",
         created_at=engine.clock.now(),

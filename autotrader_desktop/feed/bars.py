@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 _OPEN, _COMPLETED, _SERVER = 0, 1, 2
 RETENTION_S = 2 * 3600
 
-Row = tuple[str, int, float, float, float, float, float]  # symbol, t, o, h, l, c, v
 Merge = tuple[str, int, float, float]  # symbol, t, price, size
 
 _UPSERT = (
@@ -162,9 +161,9 @@ class BarAggregator:
             for minute in [m for m in minutes if m < cutoff and m != newest]:
                 del minutes[minute]
 
-    def take_pending(self) -> tuple[list[Row], list[Merge]]:
+    def take_pending(self) -> tuple[list[MinuteBar], list[Merge]]:
         """The bars completed or corrected since the last call, and late-trade merges."""
-        rows = [(s, t, b[0], b[1], b[2], b[3], b[4]) for (s, t), b in self._pending.items()]
+        rows = [MinuteBar(s, t, *b[:5]) for (s, t), b in self._pending.items()]
         merges = self._merges
         self._pending, self._merges = {}, []
         return rows, merges
@@ -195,7 +194,7 @@ class BarAggregator:
         return bar[3] if bar is not None else None
 
 
-def store(rows: Sequence[Row], merges: Sequence[Merge] = ()) -> None:
+def store(rows: Sequence[MinuteBar], merges: Sequence[Merge] = ()) -> None:
     """Write bars in one transaction: rows replace, merges widen high/low and add volume."""
     with write_transaction():
         connection = db.connection()
@@ -209,7 +208,7 @@ class BarWriter:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bar-writer")
 
-    def submit(self, rows: list[Row], merges: list[Merge]) -> Future[None]:
+    def submit(self, rows: list[MinuteBar], merges: list[Merge]) -> Future[None]:
         future = self._executor.submit(store, rows, merges)
         future.add_done_callback(_report_failure)
         return future

@@ -30,8 +30,9 @@ from typing import Any
 from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed import market_hours
-from autotrader_desktop.feed.bars import BarAggregator, BarWriter, Row, store
+from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
 from autotrader_desktop.feed.client import (
     AUTH_FAILED,
     CONNECTED,
@@ -118,10 +119,10 @@ class MarketData:
 
     @property
     def _lookback(self) -> int:
-        return LOOKBACK_S["sim" if self.feed == "sim" else "alpaca"]
+        return LOOKBACK_S["sim" if self.feed == Feed.SIM else "alpaca"]
 
     def _credentials(self) -> credentials.Credentials:
-        if self.feed == "sim":
+        if self.feed == Feed.SIM:
             return SIM_CREDENTIALS
         found = credentials.load()
         if found is None:
@@ -130,14 +131,14 @@ class MarketData:
 
     def _history_client(self) -> HistoryClient | None:
         """The history client, created on first use (the keyring is only read when needed)."""
-        if self._history is None and self.feed == "sim":
+        if self._history is None and self.feed == Feed.SIM:
             self._history = HistoryClient("sim:", transport=self._simulator.rest)
-        elif self._history is None and self.feed.startswith("alpaca"):
+        elif self._history is None and self.feed.is_alpaca:
             # Not under self._lock: reading the keyring may wait for the user to allow it.
             self._history = HistoryClient(
                 self.settings.history_url or ALPACA_HISTORY_URL,
                 self._credentials(),
-                feed=self.feed.removeprefix("alpaca-"),
+                feed=self.feed.alpaca_name,
             )
         return self._history
 
@@ -148,18 +149,19 @@ class MarketData:
         if self.settings.gating_enabled:
             # The NYSE calendar takes ~0.5 s to load (pandas): not on the loop at a cycle.
             self._spawn(asyncio.to_thread(market_hours.is_open, self._clock.now()))
-        if self.feed == "none":
+        if self.feed == Feed.NONE:
             return
         loop = asyncio.get_running_loop()
-        if self.feed == "sim":
+        if self.feed == Feed.SIM:
             self._sim_thread = SimulatorThread(self._simulator)
             await asyncio.to_thread(self._sim_thread.start)
             stream_url = self._sim_thread.stream_url
             # The server is up: from now on history goes over HTTP, like Alpaca's.
             self._history = HistoryClient(self._sim_thread.history_url, SIM_CREDENTIALS)
         else:
-            variant = self.feed.removeprefix("alpaca-")
-            stream_url = self.settings.stream_url or ALPACA_STREAM_URL.format(feed=variant)
+            stream_url = self.settings.stream_url or ALPACA_STREAM_URL.format(
+                feed=self.feed.alpaca_name
+            )
         try:
             creds = await asyncio.to_thread(self._credentials)
         except credentials.CredentialsError as exc:
@@ -394,11 +396,11 @@ class MarketData:
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._notify_stored, rows))
         return future
 
-    def _notify_stored(self, rows: list[Row]) -> None:
+    def _notify_stored(self, rows: list[MinuteBar]) -> None:
         for row in rows:
             for listener in self.on_bar:
                 try:
-                    listener(MinuteBar(*row))
+                    listener(row)
                 except Exception:
                     log.exception("market data bar listener failed")
 

@@ -38,29 +38,29 @@ class ErrorDialog(QDialog):
             "report."
         )
         self.message.setWordWrap(True)
-        self.details = QPlainTextEdit()
-        self.details.setReadOnly(True)
-        self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.report.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         copy = buttons.addButton("Copy details", QDialogButtonBox.ButtonRole.ActionRole)
         copy.clicked.connect(self.copy)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
-        layout.addWidget(self.details, 1)
+        layout.addWidget(self.report, 1)
         layout.addWidget(buttons)
 
     def add(self, text: str) -> None:
-        if self.details.toPlainText():
-            self.details.appendPlainText("\n" + "-" * 60 + "\n")
-        self.details.appendPlainText(text)
+        if self.report.toPlainText():
+            self.report.appendPlainText("\n" + "-" * 60 + "\n")
+        self.report.appendPlainText(text)
 
     def copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.details.toPlainText())
+        QGuiApplication.clipboard().setText(self.report.toPlainText())
 
     def closeEvent(self, event) -> None:
-        self.details.clear()  # the next error starts a fresh report
+        self.report.clear()  # the next error starts a fresh report
         super().closeEvent(event)
 
 

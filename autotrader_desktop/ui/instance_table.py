@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.queries import InstanceRow
@@ -91,7 +92,6 @@ NUMERIC = {
 }
 PRICED = (Column.PRICE, Column.VALUE, Column.PNL, Column.PNL_PCT)
 DRIFT_BADGES = {Drift.EDITED: "⚠ edited", Drift.DELETED: "⚠ deleted"}
-STATUSES = ("running", "stopped", "failed")
 
 
 def short_version(code_version: str | None) -> str:
@@ -127,8 +127,8 @@ def _version(row: InstanceRow) -> str:
 # asked for is computed: a paint asks for every visible cell, several roles each.
 TEXT: list[Callable[[InstanceRow], str]] = [
     lambda r: r.display_name,
-    lambda r: r.ticker,
-    lambda r: r.algorithm_type,
+    lambda r: r.symbol,
+    lambda r: r.algorithm,
     _version,
     lambda r: r.status,
     lambda r: _money(r.initial_capital),
@@ -144,8 +144,8 @@ TEXT: list[Callable[[InstanceRow], str]] = [
 ]
 SORT_KEY: list[Callable[[InstanceRow], Any]] = [
     lambda r: r.display_name.lower(),
-    lambda r: r.ticker,
-    lambda r: r.algorithm_type.lower(),
+    lambda r: r.symbol,
+    lambda r: r.algorithm.lower(),
     lambda r: r.code_version or "",
     lambda r: r.status,
     lambda r: r.initial_capital,
@@ -165,8 +165,8 @@ _MONEY = (Column.VALUE, Column.PNL, Column.PNL_PCT)
 FIELD_COLUMNS: dict[str, tuple[int, ...]] = {
     "id": (),
     "display_name": (Column.NAME,),
-    "ticker": (Column.SYMBOL,),
-    "algorithm_type": (Column.ALGORITHM,),
+    "symbol": (Column.SYMBOL,),
+    "algorithm": (Column.ALGORITHM,),
     "status": tuple(Column),  # stopped rows are greyed out
     "code_version": (Column.VERSION,),
     "drift": (Column.VERSION,),
@@ -241,7 +241,11 @@ class InstanceTableModel(QAbstractTableModel):
             return row
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(row, column)
-        if role == Qt.ItemDataRole.FontRole and column == Column.STATUS and row.status == "failed":
+        if (
+            role == Qt.ItemDataRole.FontRole
+            and column == Column.STATUS
+            and row.status == InstanceStatus.FAILED
+        ):
             return self._bold
         return None
 
@@ -252,13 +256,13 @@ class InstanceTableModel(QAbstractTableModel):
             return theme.signed(self._theme, row.pnl_pct)
         if column == Column.STATUS:
             return {
-                "running": self._theme.running,
-                "failed": self._theme.loss,
-                "stopped": self._theme.muted,
+                InstanceStatus.RUNNING: self._theme.running,
+                InstanceStatus.FAILED: self._theme.loss,
+                InstanceStatus.STOPPED: self._theme.muted,
             }.get(row.status)
         if column == Column.VERSION and row.drift in DRIFT_BADGES:
             return self._theme.warning
-        if row.status == "stopped":
+        if row.status == InstanceStatus.STOPPED:
             return self._theme.muted
         return None
 
@@ -309,8 +313,8 @@ class InstanceTableModel(QAbstractTableModel):
         """New last prices: value and P&L follow."""
         changed = []
         for position, row in enumerate(self._rows):
-            if row.ticker in prices and row.status != "stopped":
-                priced = row.priced(prices[row.ticker])
+            if row.symbol in prices and row.status != InstanceStatus.STOPPED:
+                priced = row.priced(prices[row.symbol])
                 if priced is not row:
                     self._rows[position] = priced
                     changed.append(position)
@@ -391,7 +395,7 @@ class InstanceFilter(QSortFilterProxyModel):
             return False
         if not self._text:
             return True
-        haystack = f"{row.display_name}\n{row.ticker}\n{row.algorithm_type}".lower()
+        haystack = f"{row.display_name}\n{row.symbol}\n{row.algorithm}".lower()
         return self._text in haystack
 
 
@@ -414,8 +418,8 @@ class InstanceTable(QWidget):
         self.filter_box.textChanged.connect(self.proxy.set_text)
         self.status_filter = QComboBox()
         self.status_filter.addItem("All statuses", None)
-        for status in STATUSES:
-            self.status_filter.addItem(status.capitalize(), status)
+        for status in InstanceStatus:
+            self.status_filter.addItem(status.label, status)
         self.status_filter.currentIndexChanged.connect(
             lambda: self.proxy.set_status(self.status_filter.currentData())
         )

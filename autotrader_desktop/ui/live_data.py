@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from autotrader_desktop.clock import Clock
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.client import CONNECTED
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.ui.queries import Bars
@@ -25,13 +26,6 @@ from autotrader_desktop.ui.queries import Bars
 POLL_MS = 250
 PRICES_EVERY = 4  # polls: table prices once a second
 STALE_AFTER_S = 120.0
-
-FEED_NAMES = {
-    "sim": "simulator",
-    "alpaca-iex": "Alpaca IEX",
-    "alpaca-sip": "Alpaca SIP",
-    "none": "no feed",
-}
 
 
 @dataclass(frozen=True)
@@ -52,12 +46,12 @@ class LiveData(QObject):
     status_changed = Signal(object)  # FeedView
 
     def __init__(
-        self, market: MarketData, clock: Clock, feed: str, parent: QObject | None = None
+        self, market: MarketData, clock: Clock, feed: Feed, parent: QObject | None = None
     ) -> None:
         super().__init__(parent)
         self._market = market
         self._clock = clock
-        self._feed_name = FEED_NAMES.get(feed, feed)
+        self._feed_name = feed.label
         self._symbols: set[str] = set()
         self._running: set[str] = set()
         self._watched: str | None = None

@@ -1,4 +1,4 @@
-"""The main window: toolbar, instance table, chart, details, status bar; and its actions.
+"""The main window: toolbar, instance table, chart, activity tabs, status bar; and its actions.
 
 All reads of more than a row or two and every engine action run on background threads
 (ui.background); the engine's callbacks arrive through the bridge as queued signals.
@@ -27,19 +27,20 @@ from PySide6.QtWidgets import (
 from autotrader_desktop import paths
 from autotrader_desktop.discovery import AlgorithmFolderError
 from autotrader_desktop.engine import Engine
+from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.orchestrator import CycleReport
-from autotrader_desktop.ui import details, queries, theme
+from autotrader_desktop.ui import activity, queries, theme
+from autotrader_desktop.ui.activity import ActivityTabs
 from autotrader_desktop.ui.add_dialog import AddDialog
 from autotrader_desktop.ui.background import Background, Refresh
 from autotrader_desktop.ui.bridge import EngineBridge
 from autotrader_desktop.ui.chart import ChartWidget
-from autotrader_desktop.ui.details import DetailsWidget
 from autotrader_desktop.ui.instance_table import InstanceTable
 from autotrader_desktop.ui.live_data import LiveData
 from autotrader_desktop.ui.notifications import Notifier
-from autotrader_desktop.ui.queries import Bars, Fills, InstanceRow, Snapshot
+from autotrader_desktop.ui.queries import Bars, Fills, InstanceRow, Overview
 from autotrader_desktop.ui.settings_dialog import SavedSettings, SettingsDialog
 from autotrader_desktop.ui.status_bar import StatusBar
 from autotrader_desktop.ui.wording import counted
@@ -87,12 +88,12 @@ class MainWindow(QMainWindow):
 
         self.table = InstanceTable()
         self.chart = ChartWidget()
-        self.details = DetailsWidget()
+        self.activity_tabs = ActivityTabs()
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.lower_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.lower_splitter.addWidget(self.chart)
-        self.lower_splitter.addWidget(self.details)
+        self.lower_splitter.addWidget(self.activity_tabs)
         self.lower_splitter.setStretchFactor(0, 3)
         self.lower_splitter.setStretchFactor(1, 2)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
@@ -107,8 +108,8 @@ class MainWindow(QMainWindow):
         self.settings_dialog: SettingsDialog | None = None
         self._build_actions()
 
-        self.snapshot = Refresh(self.background, queries.snapshot, self._snapshot_loaded)
-        self.history = Refresh(self.background, details.read, self.details.set_details)
+        self.overview = Refresh(self.background, queries.overview, self._overview_loaded)
+        self.activity = Refresh(self.background, activity.read, self.activity_tabs.set_activity)
         self.chart_data = Refresh(self.background, read_chart_data, self._chart_data_loaded)
         self.market = Refresh(self.background, queries.market_state, self._market_loaded)
 
@@ -206,8 +207,8 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         row = self.table.selected()
-        self.stop_action.setEnabled(row is not None and row.status != "stopped")
-        self.delete_action.setEnabled(row is not None and row.status != "running")
+        self.stop_action.setEnabled(row is not None and row.status != InstanceStatus.STOPPED)
+        self.delete_action.setEnabled(row is not None and row.status != InstanceStatus.RUNNING)
 
     def _focus_filter(self) -> None:
         self.table.filter_box.setFocus()
@@ -245,12 +246,12 @@ class MainWindow(QMainWindow):
 
     def stop_selected(self) -> None:
         row = self.table.selected()
-        if row is None or row.status == "stopped":
+        if row is None or row.status == InstanceStatus.STOPPED:
             return
         if row.shares:
             price = f"{row.last_price:,.2f}" if row.last_price is not None else "unknown"
             position = (
-                f"Its open position of {counted(row.shares, f'{row.ticker} share')} will be "
+                f"Its open position of {counted(row.shares, f'{row.symbol} share')} will be "
                 f"sold at the last price (now {price}, about "
                 f"{row.shares * (row.last_price or 0):,.2f})."
             )
@@ -270,7 +271,7 @@ class MainWindow(QMainWindow):
 
     def delete_selected(self) -> None:
         row = self.table.selected()
-        if row is None or row.status == "running":
+        if row is None or row.status == InstanceStatus.RUNNING:
             return
         text = (
             f"Delete {row.display_name} and its history ({counted(row.trades, 'trade')}, its runs "
@@ -287,7 +288,7 @@ class MainWindow(QMainWindow):
         self._run(self.engine.delete_instance, row.id, done=done)
 
     def restart_engine(self) -> None:
-        failed = sum(1 for row in self.table.model.rows() if row.status == "failed")
+        failed = sum(1 for row in self.table.model.rows() if row.status == InstanceStatus.FAILED)
         text = (
             "Restart the engine?\n\nEvery algorithm module is unloaded, as if the app "
             "restarted: each instance loads its algorithm file as it is now on its next run. "
@@ -359,26 +360,26 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def refresh(self) -> None:
-        self.snapshot.request(self.engine)
+        self.overview.request(self.engine)
         row = self.table.selected()
         if row is not None:
-            self.history.request(row.id)
-            self.chart_data.request(row.ticker, row.id, self.chart.reload_after())
+            self.activity.request(row.id)
+            self.chart_data.request(row.symbol, row.id, self.chart.reload_after())
 
     def _refresh_market(self) -> None:
         self.market.request(self.engine.clock.now())
 
-    def _snapshot_loaded(self, snapshot: Snapshot) -> None:
-        self.table.set_rows(snapshot.rows)
-        self.status.set_account(snapshot.account)
+    def _overview_loaded(self, overview: Overview) -> None:
+        self.table.set_rows(overview.rows)
+        self.status.set_account(overview.account)
         self.live.set_symbols(
-            {row.ticker for row in snapshot.rows if row.status != "stopped"},
-            {row.ticker for row in snapshot.rows if row.status == "running"},
+            {row.symbol for row in overview.rows if row.status != InstanceStatus.STOPPED},
+            {row.symbol for row in overview.rows if row.status == InstanceStatus.RUNNING},
         )
         if self._select_after_refresh is not None:
             self.table.select(self._select_after_refresh)
             self._select_after_refresh = None
-        self.details.show_instance(self.table.selected())
+        self.activity_tabs.show_instance(self.table.selected())
         if self.chart.symbol is None and self.table.selected() is None:
             self.chart.clear(self._no_chart_message())
         self._update_actions()
@@ -397,21 +398,21 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _selection_changed(self, row: InstanceRow | None) -> None:
         self._update_actions()
-        self.details.show_instance(row)
-        self.live.watch(row.ticker if row else None)
+        self.activity_tabs.show_instance(row)
+        self.live.watch(row.symbol if row else None)
         if row is None:
             self.chart.clear(self._no_chart_message())
             return
-        self.history.request(row.id)
-        if row.ticker != self.chart.symbol:
-            self.chart.clear(f"Loading {row.ticker} …")
-            self.chart_data.request(row.ticker, row.id, None)
+        self.activity.request(row.id)
+        if row.symbol != self.chart.symbol:
+            self.chart.clear(f"Loading {row.symbol} …")
+            self.chart_data.request(row.symbol, row.id, None)
         else:
-            self.chart_data.request(row.ticker, row.id, self.chart.reload_after())
+            self.chart_data.request(row.symbol, row.id, self.chart.reload_after())
 
     def _chart_data_loaded(self, data: ChartData) -> None:
         row = self.table.selected()
-        if row is None or row.ticker != data.symbol:
+        if row is None or row.symbol != data.symbol:
             return  # the selection moved on
         if self.chart.symbol == data.symbol:
             self.chart.add_bars(data.bars)
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _runs_recorded(self, batch: list[RecordedRun]) -> None:
-        failures = [run for run in batch if run.outcome == "failed"]
+        failures = [run for run in batch if run.outcome == Outcome.FAILED]
         if failures:
             self._notify_failures(failures)
         if not self._soon.isActive():
@@ -462,7 +463,7 @@ class MainWindow(QMainWindow):
     def apply_theme(self, *args) -> None:
         current = theme.current()
         self.table.model.set_theme(current)
-        self.details.set_theme(current)
+        self.activity_tabs.set_theme(current)
         self.chart.apply_theme()
 
     def changeEvent(self, event: Any) -> None:

@@ -1,6 +1,6 @@
 """What the window reads, as plain data. Runs on background threads; imports no Qt.
 
-Every read is bounded: the detail tabs show the newest rows only, and each query uses an
+Every read is bounded: the activity tabs show the newest rows only, and each query uses an
 index (runs by instance and time, output by instance and id, transactions by instance,
 bars by symbol and time).
 """
@@ -23,6 +23,7 @@ from autotrader_desktop.database import (
     db,
 )
 from autotrader_desktop.engine import Engine
+from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.feed import market_hours
 from autotrader_desktop.module_cache import Drift
 
@@ -43,9 +44,9 @@ def _utc(text: str) -> datetime:
 class InstanceRow:
     id: int
     display_name: str
-    ticker: str
-    algorithm_type: str
-    status: str
+    symbol: str
+    algorithm: str
+    status: InstanceStatus
     code_version: str | None
     drift: Drift | None
     initial_capital: float
@@ -77,7 +78,7 @@ class InstanceRow:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Overview:
     rows: list[InstanceRow]
     account: accounting.Account
 
@@ -91,8 +92,9 @@ _ROWS_SQL = (
 )
 
 
-def snapshot(engine: Engine) -> Snapshot:
-    """Every instance with live prices and drift, and the account, from one read.
+def overview(engine: Engine) -> Overview:
+    """Every instance with live prices and drift, and the account, from one read (the table
+    and the status bar show it).
 
     It runs on a background thread after every cycle, and its Python holds the GIL that
     the GUI thread needs: with 1,000 instances, reading full models twice (here and in
@@ -106,7 +108,7 @@ def snapshot(engine: Engine) -> Snapshot:
     for (
         instance_id,
         name,
-        ticker,
+        symbol,
         algorithm,
         status,
         version,
@@ -119,18 +121,18 @@ def snapshot(engine: Engine) -> Snapshot:
         last_run_at,
         error,
     ) in db.execute_sql(_ROWS_SQL):
-        if ticker not in prices:
-            prices[ticker] = price_of(ticker)
+        if symbol not in prices:
+            prices[symbol] = price_of(symbol)
         if algorithm not in drift:
             drift[algorithm] = engine.drift(algorithm)
-        price = prices[ticker]
+        price = prices[symbol]
         rows.append(
             InstanceRow(
                 id=instance_id,
                 display_name=name,
-                ticker=ticker,
-                algorithm_type=algorithm,
-                status=status,
+                symbol=symbol,
+                algorithm=algorithm,
+                status=InstanceStatus(status),
                 code_version=version,
                 drift=drift[algorithm],
                 initial_capital=capital,
@@ -143,7 +145,7 @@ def snapshot(engine: Engine) -> Snapshot:
                 error=error,
             )
         )
-    return Snapshot(rows, _account(rows, engine.settings.starting_balance))
+    return Overview(rows, _account(rows, engine.settings.starting_balance))
 
 
 def _account(rows: list[InstanceRow], starting_balance: float) -> accounting.Account:
@@ -151,7 +153,7 @@ def _account(rows: list[InstanceRow], starting_balance: float) -> accounting.Acc
     realized = accounting.archived_pnl()
     committed = value = 0.0
     for row in rows:
-        if row.status == "stopped":
+        if row.status == InstanceStatus.STOPPED:
             realized += row.cash - row.initial_capital
         else:
             committed += row.initial_capital
@@ -161,8 +163,8 @@ def _account(rows: list[InstanceRow], starting_balance: float) -> accounting.Acc
 
 
 @dataclass(frozen=True)
-class Details:
-    """The newest history of one instance, for the detail tabs."""
+class Activity:
+    """What one instance did lately (trades, runs, output, its failure), for its tabs."""
 
     instance_id: int
     # (timestamp, type, shares, price, commission), newest first
@@ -177,7 +179,7 @@ class Details:
     traceback: str | None
 
 
-def details(instance_id: int) -> Details | None:
+def activity(instance_id: int) -> Activity | None:
     instance = Instance.get_or_none(Instance.id == instance_id)
     if instance is None:
         return None
@@ -189,7 +191,7 @@ def details(instance_id: int) -> Details | None:
             Transaction.price,
             Transaction.commission,
         )
-        .where(Transaction.algorithm == instance_id)
+        .where(Transaction.instance == instance_id)
         .order_by(Transaction.id.desc())
         .limit(TRADES_SHOWN)
         .tuples()
@@ -218,13 +220,13 @@ def details(instance_id: int) -> Details | None:
     )
     failure = (
         Run.select(Run.scheduled_at, Run.traceback)
-        .where((Run.instance == instance_id) & (Run.outcome == "failed"))
+        .where((Run.instance == instance_id) & (Run.outcome == Outcome.FAILED))
         .order_by(Run.scheduled_at.desc())
         .limit(1)
         .tuples()
         .first()
     )
-    return Details(
+    return Activity(
         instance_id=instance_id,
         trades=list(trades),
         runs=list(runs),
@@ -340,9 +342,9 @@ def export_trades(path: Path, instance_id: int | None = None) -> int:
     query = (
         Transaction.select(
             Transaction.id,
-            Transaction.algorithm,
+            Transaction.instance,
             Instance.display_name,
-            Instance.ticker,
+            Instance.symbol,
             Transaction.type,
             Transaction.shares,
             Transaction.price,
@@ -353,7 +355,7 @@ def export_trades(path: Path, instance_id: int | None = None) -> int:
         .order_by(Transaction.id)
     )
     if instance_id is not None:
-        query = query.where(Transaction.algorithm == instance_id)
+        query = query.where(Transaction.instance == instance_id)
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)

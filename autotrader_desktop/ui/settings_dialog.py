@@ -33,24 +33,17 @@ from PySide6.QtWidgets import (
 )
 
 from autotrader_desktop import credentials, settings
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.background import Background
 
-FEED_CHOICES = [
-    ("sim", "Simulator (built in, no account needed)"),
-    ("alpaca-iex", "Alpaca IEX"),
-    ("alpaca-sip", "Alpaca SIP"),
-    ("none", "No market data"),
-]
 GATING_CHOICES = [
     (None, "Automatic (on for Alpaca, off for the simulator)"),
     (True, "On: run cycles only while NYSE is open"),
     (False, "Off: run cycles around the clock"),
 ]
-# Read once when the app starts.
-NEEDS_RESTART = ("feed", "stream_url", "history_url", "algorithm_dir")
 
 
 @dataclass(frozen=True)
@@ -84,8 +77,8 @@ class SettingsDialog(QDialog):
         self._stored_key_id = ""
 
         self.feed = QComboBox()
-        for value, label in FEED_CHOICES:
-            self.feed.addItem(label, value)
+        for feed in Feed:
+            self.feed.addItem(feed.description, feed)
         self.key_id = QLineEdit()
         self.key_id.setPlaceholderText("API key ID")
         self.secret = QLineEdit()
@@ -207,7 +200,7 @@ class SettingsDialog(QDialog):
         self.key_status.setText(f"The OS keyring cannot be read: {exc}")
 
     def _feed_changed(self) -> None:
-        alpaca = str(self.feed.currentData()).startswith("alpaca")
+        alpaca = Feed(self.feed.currentData()).is_alpaca
         for widget in (self.key_id, self.secret, self.stream_url, self.history_url):
             widget.setEnabled(alpaca)
 
@@ -261,7 +254,7 @@ class SettingsDialog(QDialog):
                 credentials.save(new_key)
             for name, value in changes.items():
                 settings.save(name, value)
-            restart = new_key is not None or any(name in NEEDS_RESTART for name in changes)
+            restart = new_key is not None or any(name in settings.READ_AT_START for name in changes)
             return SavedSettings(sorted(changes), restart, settings.load())
 
         self._background.submit(store, on_done=self._saved, on_error=self._save_failed)

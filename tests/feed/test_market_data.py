@@ -16,6 +16,7 @@ import pytest
 
 from autotrader_desktop import credentials
 from autotrader_desktop.database import Bar
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed import price_path
 from autotrader_desktop.feed.client import AUTH_FAILED, CONNECTED, OFF, STOPPED, Backoff
 from autotrader_desktop.feed.market_data import MIN_BARS, MarketData
@@ -66,7 +67,7 @@ def test_prepare_and_latest_price_without_a_stream(db, clock):
 
 
 def test_no_feed(db, clock):
-    market = MarketData(clock, Settings(feed="none"))
+    market = MarketData(clock, Settings(feed=Feed.NONE))
     assert market.prepare(["AAPL"]) == []
     assert market.latest_price("AAPL") is None
     run(market.start())
@@ -155,7 +156,7 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
     async def scenario() -> MarketData:
         async with ScriptedServer(Simulator(clock)) as server:
             settings = Settings(
-                feed="alpaca-iex", stream_url=server.url, history_url=server.history_url
+                feed=Feed.ALPACA_IEX, stream_url=server.url, history_url=server.history_url
             )
             market = MarketData(clock, settings, backoff=Backoff(0.01, 0.05))
             market.on_status.append(changed.notify)
@@ -221,7 +222,7 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
 
 
 def test_alpaca_feed_without_credentials(db, clock, caplog):
-    market = MarketData(clock, Settings(feed="alpaca-sip"))
+    market = MarketData(clock, Settings(feed=Feed.ALPACA_SIP))
     assert market.prepare(["AAPL"]) == ["AAPL"]
     assert market.latest_price("AAPL") is None
     run(market.start())
@@ -238,7 +239,7 @@ def test_alpaca_auth_failure_is_reported(db, clock, monkeypatch):
     async def scenario() -> MarketData:
         async with ScriptedServer(Simulator(clock)) as server:
             settings = Settings(
-                feed="alpaca-iex", stream_url=server.url, history_url=server.history_url
+                feed=Feed.ALPACA_IEX, stream_url=server.url, history_url=server.history_url
             )
             market = MarketData(clock, settings)
             changed = Pulse()

@@ -151,7 +151,7 @@ def test_create_adds_a_row_and_selects_it(qtbot, algo_dir, window):
     assert not dialog.isVisible()
     qtbot.waitUntil(lambda: window.table.model.rowCount() == 1)
     instance = Instance.get()
-    assert (instance.ticker, instance.algorithm_type, instance.initial_capital) == (
+    assert (instance.symbol, instance.algorithm, instance.initial_capital) == (
         "NVDA",
         "good",
         2500.0,

@@ -36,7 +36,7 @@ def test_the_selected_instance_shows_its_candles_and_fills(qtbot, engine, buyer,
     nvda = add_instance(engine, "NVDA", "buyer", 10_000)
     aapl = add_instance(engine, "AAPL", "buyer", 10_000)
     give_position(nvda, 5, 101.5)  # a buy at T0
-    Transaction.create(algorithm=nvda.id, type="sell", shares=2, price=104.0, timestamp=T0)
+    Transaction.create(instance=nvda.id, type="sell", shares=2, price=104.0, timestamp=T0)
     refreshed(qtbot, window)
 
     window.table.select(nvda.id)

@@ -24,9 +24,9 @@ def test_an_exception_shows_its_traceback_to_copy(qtbot):
     except RuntimeError as exc:
         reporter.excepthook(type(exc), exc, exc.__traceback__)
     qtbot.waitUntil(reporter.dialog.isVisible)
-    text = reporter.dialog.details.toPlainText()
+    text = reporter.dialog.report.toPlainText()
     assert "RuntimeError: something inside broke" in text and "in boom" in text
-    assert reporter.dialog.details.isReadOnly()
+    assert reporter.dialog.report.isReadOnly()
     reporter.dialog.copy()
     assert "something inside broke" in QGuiApplication.clipboard().text()
     reporter.dialog.close()
@@ -42,8 +42,8 @@ def test_exceptions_from_threads_and_the_event_loop_are_shown_on_the_gui_thread(
         qtbot.waitUntil(reporter.dialog.isVisible)
         exc = ValueError("a task nobody awaited")
         reporter.loop_exception_handler(None, {"message": "Task exception", "exception": exc})
-        qtbot.waitUntil(lambda: "a task nobody awaited" in reporter.dialog.details.toPlainText())
-        assert "something inside broke" in reporter.dialog.details.toPlainText()  # both kept
+        qtbot.waitUntil(lambda: "a task nobody awaited" in reporter.dialog.report.toPlainText())
+        assert "something inside broke" in reporter.dialog.report.toPlainText()  # both kept
     finally:
         reporter.uninstall()
         reporter.dialog.close()

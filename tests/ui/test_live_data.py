@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.client import CONNECTED, RECONNECTING, FeedStatus
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.feed.protocol import MinuteBar
@@ -36,16 +37,16 @@ class StreamedMarket:
 
 
 def test_the_real_market_data_offers_what_the_window_reads(clock):
-    market = MarketData(clock, Settings(feed="none"))
+    market = MarketData(clock, Settings(feed=Feed.NONE))
     for name in ("latest_price", "in_progress_bar", "data_age", "status"):
         assert hasattr(market, name), name
-    view = LiveData(market, clock, "none").feed_view()
+    view = LiveData(market, clock, Feed.NONE).feed_view()
     assert view.name == "no feed" and view.state == market.status.text()
 
 
 def test_feed_state_data_age_and_stale_symbols(qtbot, clock):
     market = StreamedMarket()
-    live = LiveData(market, clock, "alpaca-iex")
+    live = LiveData(market, clock, Feed.ALPACA_IEX)
     live.set_symbols({"NVDA", "AAPL", "MSFT"})
     market.ages = {"NVDA": 0.4, "AAPL": STALE_AFTER_S + 5, "MSFT": None}
     view = live.feed_view()
@@ -64,7 +65,7 @@ def test_feed_state_data_age_and_stale_symbols(qtbot, clock):
 
 def test_the_live_candle_follows_the_feeds_in_progress_bar(qtbot, clock):
     market = StreamedMarket()
-    live = LiveData(market, clock, "sim")
+    live = LiveData(market, clock, Feed.SIM)
     closed = []
     live.bar_closed.connect(lambda symbol, bars: closed.append((symbol, bars)))
     market.bars["NVDA"] = MinuteBar("NVDA", MINUTE, 10.0, 10.5, 9.9, 10.2, 300.0)

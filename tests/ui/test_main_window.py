@@ -1,4 +1,4 @@
-"""The main window: table contents and live updates, actions with confirmations, details,
+"""The main window: table contents and live updates, actions with confirmations, activity tabs,
 notifications, export, layout persistence, closing."""
 
 from __future__ import annotations
@@ -79,10 +79,10 @@ def test_a_cycle_updates_the_rows_without_losing_the_selection(
     assert cell(window, ids[1], Column.DECISION) == "buy 1"
     assert len(cell(window, ids[1], Column.VERSION)) == 8
     assert resets == []
-    # The details follow the selected instance.
-    qtbot.waitUntil(lambda: window.details.trades.rowCount() == 1)
-    assert window.details.runs.rowCount() == 1
-    assert "buying one MSFT" in window.details.output_view.toPlainText()
+    # The activity tabs follow the selected instance.
+    qtbot.waitUntil(lambda: window.activity_tabs.trades.rowCount() == 1)
+    assert window.activity_tabs.runs.rowCount() == 1
+    assert "buying one MSFT" in window.activity_tabs.output_view.toPlainText()
 
 
 def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_window):
@@ -162,10 +162,10 @@ def test_a_failure_is_notified_shown_and_retried_by_restart(
     title, message = window.notifier.sent[-1]
     assert title == "An instance failed"
     assert instance.display_name in message and "no idea what to do" in message
-    qtbot.waitUntil(lambda: "ValueError" in window.details.error_view.toPlainText())
-    text = window.details.error_view.toPlainText()
+    qtbot.waitUntil(lambda: "ValueError" in window.activity_tabs.error_view.toPlainText())
+    text = window.activity_tabs.error_view.toPlainText()
     assert "Traceback" in text and "broken.py" in text
-    assert window.details.tabs.tabText(window.details.ERROR) == "Error ⚠"
+    assert window.activity_tabs.tabs.tabText(window.activity_tabs.ERROR) == "Error ⚠"
 
     asked = answer(monkeypatch, QMessageBox.StandardButton.Yes)
     window.restart_action.trigger()
@@ -188,7 +188,7 @@ def test_the_drift_badge_shows_an_edited_or_deleted_file(
     model = window.table.model
     index = model.index(model.row_of(instance.id), Column.VERSION)
     assert Drift.EDITED.value in index.data(Qt.ItemDataRole.ToolTipRole)
-    assert Drift.EDITED.value in window.details.header.text()
+    assert Drift.EDITED.value in window.activity_tabs.header.text()
 
     # Restart engine loads the edit: a new code version, no badge.
     before = cell(window, instance.id, Column.VERSION)[:8]

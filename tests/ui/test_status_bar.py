@@ -62,7 +62,7 @@ def test_a_failed_instances_symbol_is_never_stale(qtbot, engine, market, buyer, 
     market.data_age = lambda symbol: STALE_AFTER_S + 60  # nothing streams anything
     window = make_window()
     refreshed(qtbot, window)
-    assert window.live.feed_view().stale == [running.ticker]
+    assert window.live.feed_view().stale == [running.symbol]
     Instance.update(status="failed", error="boom").where(Instance.id == running.id).execute()
     refreshed(qtbot, window)
     assert window.live.feed_view().stale == []

@@ -1,4 +1,4 @@
-"""The selected instance's history: trades, runs journal, captured output, last error."""
+"""The selected instance's activity: its trades, runs journal, captured output, last error."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autotrader_desktop.enums import Outcome
 from autotrader_desktop.ui import queries, theme
 from autotrader_desktop.ui.instance_table import DRIFT_BADGES, short_version
-from autotrader_desktop.ui.queries import Details, InstanceRow
+from autotrader_desktop.ui.queries import Activity, InstanceRow
 
 Index = QModelIndex | QPersistentModelIndex
 Colouring = Callable[[str, int], QColor | None]  # (the row's key, column) -> colour
@@ -83,7 +84,7 @@ class RecordsModel(QAbstractTableModel):
 
 @dataclass(frozen=True)
 class Presented:
-    """One instance's history formatted for the tabs (built off the GUI thread)."""
+    """One instance's activity formatted for the tabs (built off the GUI thread)."""
 
     instance_id: int
     trades: list[tuple[str, ...]]
@@ -96,7 +97,7 @@ class Presented:
     error_title: str
 
 
-def present(details: Details) -> Presented:
+def present(activity: Activity) -> Presented:
     trades = [
         (
             _local(when),
@@ -106,7 +107,7 @@ def present(details: Details) -> Presented:
             _money(commission),
             _money(shares * price),
         )
-        for when, kind, shares, price, commission in details.trades
+        for when, kind, shares, price, commission in activity.trades
     ]
     runs = [
         (
@@ -117,39 +118,39 @@ def present(details: Details) -> Presented:
             "—" if duration is None else f"{duration:,.0f} ms",
             short_version(version),
         )
-        for scheduled, duration, version, decision, outcome, reason, fill in details.runs
+        for scheduled, duration, version, decision, outcome, reason, fill in activity.runs
     ]
     output = "\n".join(
-        f"{when.astimezone():%H:%M:%S} {stream:<6} {text}" for when, stream, text in details.output
+        f"{when.astimezone():%H:%M:%S} {stream:<6} {text}" for when, stream, text in activity.output
     )
-    if details.error:
-        when = f" at {_local(details.failed_at)}" if details.failed_at else ""
-        error = f"Failed{when}: {details.error}\n\n{details.traceback or ''}"
+    if activity.error:
+        when = f" at {_local(activity.failed_at)}" if activity.failed_at else ""
+        error = f"Failed{when}: {activity.error}\n\n{activity.traceback or ''}"
         title = "Error ⚠"
-    elif details.traceback and details.failed_at:
+    elif activity.traceback and activity.failed_at:
         error = (
-            f"No current error. The last failure, at {_local(details.failed_at)}, "
-            f"before the engine restarted:\n\n{details.traceback}"
+            f"No current error. The last failure, at {_local(activity.failed_at)}, "
+            f"before the engine restarted:\n\n{activity.traceback}"
         )
         title = "Error"
     else:
         error, title = "No errors.", "Error"
     return Presented(
-        instance_id=details.instance_id,
+        instance_id=activity.instance_id,
         trades=trades,
-        trade_types=[trade[1] for trade in details.trades],
+        trade_types=[trade[1] for trade in activity.trades],
         runs=runs,
-        run_outcomes=[run[4] for run in details.runs],
+        run_outcomes=[run[4] for run in activity.runs],
         output=output or "(nothing printed or logged yet)",
-        output_lines=len(details.output),
+        output_lines=len(activity.output),
         error=error,
         error_title=title,
     )
 
 
 def read(instance_id: int) -> Presented | None:
-    """An instance's history, read and formatted (None: deleted). Runs off the GUI thread."""
-    found = queries.details(instance_id)
+    """An instance's activity, read and formatted (None: deleted). Runs off the GUI thread."""
+    found = queries.activity(instance_id)
     return present(found) if found is not None else None
 
 
@@ -176,7 +177,7 @@ def _text_view() -> QPlainTextEdit:
     return view
 
 
-class DetailsWidget(QWidget):
+class ActivityTabs(QWidget):
     TRADES, RUNS, OUTPUT, ERROR = range(4)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -223,7 +224,7 @@ class DetailsWidget(QWidget):
         self.runs.layoutChanged.emit()
 
     def show_instance(self, row: InstanceRow | None) -> None:
-        """The header for the selected instance (its history comes with set_details)."""
+        """The header for the selected instance (its activity comes with set_activity)."""
         if row is None or row.id != self.instance_id:
             self.instance_id = row.id if row else None
             self._clear()
@@ -242,7 +243,7 @@ class DetailsWidget(QWidget):
             )
         self.header.setText(" &nbsp;·&nbsp; ".join(parts))
 
-    def set_details(self, shown: Presented | None) -> None:
+    def set_activity(self, shown: Presented | None) -> None:
         """The history read for an instance (None: it has been deleted meanwhile)."""
         if shown is None or shown.instance_id != self.instance_id:
             return  # the selection moved on while this was read
@@ -294,5 +295,7 @@ class DetailsWidget(QWidget):
 
     def _run_colour(self, outcome: str, column: int) -> QColor | None:
         if column == 2:
-            return {"failed": self._theme.loss, "rejected": self._theme.warning}.get(outcome)
+            return {Outcome.FAILED: self._theme.loss, Outcome.REJECTED: self._theme.warning}.get(
+                outcome
+            )
         return None

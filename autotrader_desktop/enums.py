@@ -1,0 +1,87 @@
+"""The app's closed sets of words, each with the label a person reads.
+
+The values are what the database, the settings and the command line store and accept;
+`label` is how the window and messages show them. A StrEnum member equals its value, so
+rows read from the database compare equal to the members.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InstanceStatus(StrEnum):
+    """Where an instance is in its life (docs/behaviour/instances.md)."""
+
+    RUNNING = "running"  # runs every cycle
+    STOPPED = "stopped"  # by the user; its position was sold, its P&L is realized
+    FAILED = "failed"  # its algorithm raised or hung; keeps its capital and position
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class Outcome(StrEnum):
+    """What became of one run of one instance (a journal row)."""
+
+    EXECUTED = "executed"  # an order, filled
+    HOLD = "hold"  # no order
+    REJECTED = "rejected"  # an order that could not be filled, or the instance stopped meanwhile
+    FAILED = "failed"  # the algorithm raised, returned nonsense or ran out of time
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+
+class Feed(StrEnum):
+    """Where market data comes from."""
+
+    SIM = "sim"
+    ALPACA_IEX = "alpaca-iex"
+    ALPACA_SIP = "alpaca-sip"
+    NONE = "none"
+
+    @property
+    def is_alpaca(self) -> bool:
+        return self in (Feed.ALPACA_IEX, Feed.ALPACA_SIP)
+
+    @property
+    def alpaca_name(self) -> str:
+        """Alpaca's name of the data feed ("iex", "sip"), in its URLs and parameters."""
+        return self.removeprefix("alpaca-")
+
+    @property
+    def label(self) -> str:
+        return _FEED_LABELS[self]
+
+    @property
+    def description(self) -> str:
+        """The label with what choosing it means, for the settings dialog."""
+        return _FEED_DESCRIPTIONS.get(self, self.label)
+
+
+_FEED_LABELS = {
+    Feed.SIM: "simulator",
+    Feed.ALPACA_IEX: "Alpaca IEX",
+    Feed.ALPACA_SIP: "Alpaca SIP",
+    Feed.NONE: "no feed",
+}
+_FEED_DESCRIPTIONS = {
+    Feed.SIM: "Simulator (built in, no account needed)",
+    Feed.NONE: "No market data",
+}
+
+
+class Broker(StrEnum):
+    """Who fills the orders."""
+
+    PAPER = "paper"  # the built-in paper broker: fills at the last price, plus costs
+
+    @property
+    def label(self) -> str:
+        return _BROKER_LABELS[self]
+
+
+_BROKER_LABELS = {Broker.PAPER: "paper trading (simulated fills)"}

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -386,7 +387,11 @@ def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(signum, stop.set)
         await engine.start(every=args.every)
         when = f"every {args.every:g} s" if args.every else "at :02 each minute"
-        log.info("headless engine running (cycles %s); Ctrl-C to stop", when)
+        log.info(
+            "headless engine running in process %d (cycles %s); Ctrl-C to stop",
+            os.getpid(),
+            when,
+        )
         try:
             await stop.wait()
         finally:

@@ -211,6 +211,11 @@ def open_database(data_dir: Path) -> Path:
     return path
 
 
+def data_dir() -> Path:
+    """The data directory of the open database."""
+    return Path(db.database).parent
+
+
 def schema_version() -> int:
     return db.execute_sql("PRAGMA user_version").fetchone()[0]
 

@@ -3,6 +3,8 @@
 Used the same way by the window, `headless` and `cycle`. Starting an engine is a restart
 in the sense of the snapshot rule: nothing is cached yet, and failed instances get a fresh
 try. `restart()` does the same without ending the process.
+
+An open engine holds its data directory's lock (engine_lock): one engine per directory.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from autotrader_desktop import accounting, api, discovery, instances
+from autotrader_desktop import accounting, api, database, discovery, instances
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
+from autotrader_desktop.engine_lock import EngineLock
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.module_cache import Drift, ModuleCache
@@ -52,8 +55,10 @@ class Engine:
         algorithm_dir: Path,
         clock: Clock | None = None,
         market_data: MarketData | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.lock = EngineLock(data_dir or database.data_dir())
         self.algorithm_dir = algorithm_dir
         self.clock = clock or SystemClock()
         self.market_data = market_data or MarketData(self.clock, settings)
@@ -81,7 +86,9 @@ class Engine:
     # --- life cycle -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Start the engine's in-process parts (no event loop needed)."""
+        """Lock the data directory and start the engine's in-process parts (no event loop
+        needed). Raises EngineAlreadyRunning if another engine holds the directory."""
+        self.lock.acquire()
         api.set_clock(self.clock)
         self.capture.install()
         self.restart()
@@ -120,6 +127,7 @@ class Engine:
         self.pool.shutdown()
         self.capture.uninstall()
         self.orchestrator.restart()
+        self.lock.release()
 
     def restart(self) -> int:
         """Clear the module cache like a process restart; failed instances get a fresh try.

@@ -88,7 +88,8 @@ class Engine:
     def open(self) -> None:
         """Lock the data directory and start the engine's in-process parts (no event loop
         needed). Raises EngineAlreadyRunning if another engine holds the directory."""
-        self.lock.acquire()
+        if not self.lock.held:
+            self.lock.acquire()
         api.set_clock(self.clock)
         self.capture.install()
         self.restart()

@@ -91,9 +91,8 @@ class EngineLock:
         return self._handle is not None
 
     def acquire(self, started_at: datetime | None = None) -> EngineInfo:
-        """Take the lock or raise EngineAlreadyRunning naming the holder."""
-        if self._handle is not None:
-            raise RuntimeError("the engine lock is already held by this engine")
+        """Take the lock or raise EngineAlreadyRunning naming the holder (this lock object
+        too, if it already holds the lock: an engine opens once)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         handle = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

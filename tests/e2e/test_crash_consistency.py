@@ -111,10 +111,14 @@ class FixedPriceMarket:
 data_dir, algorithm_dir = Path(sys.argv[1]), Path(sys.argv[2])
 first, count = int(sys.argv[3]), int(sys.argv[4])
 prefix, occurrence = (sys.argv[5], int(sys.argv[6])) if len(sys.argv) > 5 else (None, 0)
+# The engine lock's directory: the data directory, unless a test bypasses the lock.
+lock_dir = Path(os.environ.get("TEST_ENGINE_LOCK_DIR") or data_dir)
 
 database.open_database(data_dir)
 clock = FakeClock(T0)
-engine = Engine(Settings(run_time_limit=60, workers=4), algorithm_dir, clock, FixedPriceMarket())
+engine = Engine(
+    Settings(run_time_limit=60, workers=4), algorithm_dir, clock, FixedPriceMarket(), lock_dir
+)
 engine.open()
 if prefix:
     seen = 0
@@ -172,8 +176,11 @@ class World:
         extra = [kill_at[0], str(kill_at[1])] if kill_at else []
         return run_python([*self.args(first, count), *extra], self.env, timeout=120)
 
-    def start_cycles(self, first: int, count: int, log: Path) -> subprocess.Popen:
-        return popen_python(self.args(first, count), self.env, log)
+    def start_cycles(
+        self, first: int, count: int, log: Path, lock_dir: Path | None = None
+    ) -> subprocess.Popen:
+        env = {**self.env, "TEST_ENGINE_LOCK_DIR": str(lock_dir)} if lock_dir else self.env
+        return popen_python(self.args(first, count), env, log)
 
 
 def state(data_dir: Path) -> dict[str, list[tuple]]:
@@ -264,9 +271,14 @@ def test_killed_while_recording_a_trade(tmp_path, child_script, reference, kill_
 
 
 def test_concurrent_processes_record_each_run_once(tmp_path, child_script, reference):
+    """Beneath the engine lock (which keeps a second engine from starting at all), the
+    journal itself records each run once whichever process gets there: three engines,
+    each with a lock directory of its own, cycle the same minutes of one database."""
     world = World(tmp_path, child_script)
     logs = [tmp_path / f"child{n}.log" for n in range(3)]
-    children = [world.start_cycles(0, 4, log) for log in logs]
+    children = [
+        world.start_cycles(0, 4, log, lock_dir=tmp_path / f"lock{n}") for n, log in enumerate(logs)
+    ]
     try:
         for child, log in zip(children, logs, strict=True):
             assert child.wait(timeout=120) == 0, log.read_text()

@@ -10,15 +10,29 @@ history never changes the account's cash.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from autotrader_desktop.database import Instance, Setting, db
+from autotrader_desktop.database import Setting, UtcDateTimeField, db
 from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.paper_broker import Fill
 
 ARCHIVED_PNL_KEY = "archived_realized_pnl"
 
 PriceOf = Callable[[str], float | None]
+
+
+class SubAccount(Protocol):
+    """What the formulas need of an instance: a model, a read model's row, a SQL row."""
+
+    symbol: str
+    status: str
+    initial_capital: float
+    cash: float
+    shares: int
+    last_price: float | None
 
 
 @dataclass(frozen=True)
@@ -30,12 +44,22 @@ class Account:
     value: float
 
 
-def last_price(instance: Instance, price_of: PriceOf | None) -> float | None:
+@dataclass(frozen=True)
+class _Row:
+    symbol: str
+    status: str
+    initial_capital: float
+    cash: float
+    shares: int
+    last_price: float | None
+
+
+def last_price(instance: SubAccount, price_of: PriceOf | None) -> float | None:
     live = price_of(instance.symbol) if price_of else None
     return live if live is not None else instance.last_price
 
 
-def instance_value(instance: Instance, price_of: PriceOf | None = None) -> float:
+def instance_value(instance: SubAccount, price_of: PriceOf | None = None) -> float:
     price = last_price(instance, price_of)
     return instance.cash + instance.shares * (price or 0.0)
 
@@ -52,21 +76,16 @@ def archive_pnl(amount: float) -> None:
     ).on_conflict_replace().execute()
 
 
-def available_cash(starting_balance: float) -> float:
-    """Cash not committed to any running or failed instance (one query; usable in a transaction)."""
-    realized, committed = db.execute_sql(
-        "SELECT COALESCE(SUM(CASE WHEN status = ?1 THEN cash - initial_capital END), 0),"
-        " COALESCE(SUM(CASE WHEN status != ?1 THEN initial_capital END), 0)"
-        " FROM algorithm_instances",
-        (InstanceStatus.STOPPED,),
-    ).fetchone()
-    return starting_balance + archived_pnl() + realized - committed
-
-
-def account(starting_balance: float, price_of: PriceOf | None = None) -> Account:
-    realized = archived_pnl()
-    committed, value = 0.0, 0.0
-    for instance in Instance.select():
+def summarize(
+    starting_balance: float,
+    instances: Iterable[SubAccount],
+    price_of: PriceOf | None = None,
+    archived: float | None = None,
+) -> Account:
+    """The account of these sub-accounts (every instance there is): the one formula."""
+    realized = archived_pnl() if archived is None else archived
+    committed = value = 0.0
+    for instance in instances:
         if instance.status == InstanceStatus.STOPPED:
             realized += instance.cash - instance.initial_capital
         else:
@@ -74,3 +93,39 @@ def account(starting_balance: float, price_of: PriceOf | None = None) -> Account
             value += instance_value(instance, price_of)
     available = starting_balance + realized - committed
     return Account(starting_balance, realized, committed, available, available + value)
+
+
+def account(starting_balance: float, price_of: PriceOf | None = None) -> Account:
+    """The account now, from the database (one query; usable inside a transaction)."""
+    rows = db.execute_sql(
+        "SELECT ticker, status, initial_capital, cash, shares, last_price FROM algorithm_instances"
+    )
+    return summarize(starting_balance, (_Row(*row) for row in rows), price_of)
+
+
+def available_cash(starting_balance: float) -> float:
+    """Cash not committed to any running or failed instance."""
+    return account(starting_balance).available_cash
+
+
+_ts = UtcDateTimeField().db_value
+
+
+def book_trade(instance_id: int, fill: Fill, at: datetime) -> int:
+    """Write a trade and its effect on the instance's sub-account; returns the trade's id.
+
+    The only place a trade is written. Call it inside the write transaction that read the
+    cash and shares the fill was computed from, so both change together or not at all.
+    """
+    conn = db.connection()
+    trade_id = conn.execute(
+        "INSERT INTO transactions (algorithm_id, type, shares, price, commission, timestamp)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (instance_id, fill.action, fill.shares, fill.price, fill.commission, _ts(at)),
+    ).lastrowid
+    conn.execute(
+        "UPDATE algorithm_instances SET cash = ?, shares = ?, trade_count = trade_count + 1"
+        " WHERE id = ?",
+        (fill.cash_after, fill.shares_after, instance_id),
+    )
+    return trade_id

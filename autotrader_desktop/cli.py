@@ -16,7 +16,15 @@ from typing import Any
 
 from peewee import OperationalError
 
-from autotrader_desktop import __version__, accounting, database, instances, paths, settings
+from autotrader_desktop import (
+    __version__,
+    accounting,
+    database,
+    instances,
+    paths,
+    queries,
+    settings,
+)
 from autotrader_desktop.database import Instance, Transaction
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
@@ -185,26 +193,19 @@ class Context:
         from autotrader_desktop.engine import Engine
 
         self.require_algorithm_dir()
-        return Engine(self.settings, self.algorithm_dir)
+        return Engine(self.settings, self.algorithm_dir, data_dir=self.data_dir)
 
+    def service(self):
+        """The one way in, for a command: prices on request from the feed's history API."""
+        from autotrader_desktop.clock import SystemClock
+        from autotrader_desktop.feed.market_data import MarketData
+        from autotrader_desktop.paper_broker import PaperBroker
+        from autotrader_desktop.service import Service
 
-def instance_dict(instance: Instance) -> dict[str, Any]:
-    value = accounting.instance_value(instance)
-    return {
-        "id": instance.id,
-        "display_name": instance.display_name,
-        "ticker": instance.symbol,
-        "algorithm_type": instance.algorithm,
-        "status": instance.status,
-        "code_version": instance.code_version,
-        "initial_capital": instance.initial_capital,
-        "cash": round(instance.cash, 4),
-        "shares": instance.shares,
-        "value": round(value, 4),
-        "pnl": round(value - instance.initial_capital, 4),
-        "trades": instance.trade_count,
-        "error": instance.error,
-    }
+        clock = SystemClock()
+        market = MarketData(clock, self.settings)
+        broker = PaperBroker(self.settings.commission, self.settings.slippage_bps)
+        return Service(self.settings, self.algorithm_dir, clock, broker, market.latest_price)
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -244,25 +245,22 @@ def cmd_algorithms(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
-    from autotrader_desktop.clock import SystemClock
+    from autotrader_desktop import discovery
 
-    instance = instances.create(
-        args.symbol,
-        args.algorithm,
-        args.capital,
-        algorithms=ctx.scan(),
-        starting_balance=ctx.settings.starting_balance,
-        clock=SystemClock(),
-    )
+    ctx.require_algorithm_dir()
+    try:
+        instance = ctx.service().create_instance(args.symbol, args.algorithm, args.capital)
+    except discovery.AlgorithmFolderError as exc:
+        raise UserError(str(exc)) from None
     if args.json:
-        print(json.dumps(instance_dict(instance), indent=2))
+        print(json.dumps(queries.instance_info(instance), indent=2))
     else:
         print(f"{instance.id}\t{instance.display_name}")
     return 0
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    rows = [instance_dict(i) for i in Instance.select().order_by(Instance.id)]
+    rows = [queries.instance_info(i) for i in Instance.select().order_by(Instance.id)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -307,21 +305,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
-    from autotrader_desktop.clock import SystemClock
-    from autotrader_desktop.feed.market_data import MarketData
-    from autotrader_desktop.paper_broker import PaperBroker
-
-    instance = instances.get(args.id)
-    clock = SystemClock()
-    market = MarketData(clock, ctx.settings)
-    if instance.shares:
-        market.prepare([instance.symbol])
-    stopped = instances.stop(
-        args.id,
-        market.latest_price,
-        PaperBroker(ctx.settings.commission, ctx.settings.slippage_bps),
-        clock,
-    )
+    stopped = ctx.service().stop_instance(args.id)
     print(f"stopped {stopped.id} {stopped.display_name}; cash {stopped.cash:,.2f}")
     return 0
 
@@ -337,7 +321,7 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    deleted = instances.delete(args.id)
+    deleted = ctx.service().delete_instance(args.id)
     print(f"deleted {deleted.id} {deleted.display_name}")
     return 0
 

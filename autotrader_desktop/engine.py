@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from autotrader_desktop import accounting, api, database, discovery, instances
+from autotrader_desktop import accounting, api, database, discovery
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
 from autotrader_desktop.engine_lock import EngineLock
@@ -33,7 +33,8 @@ from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
 from autotrader_desktop.paper_broker import PaperBroker
-from autotrader_desktop.settings import READ_AT_START, Settings
+from autotrader_desktop.service import Service
+from autotrader_desktop.settings import Settings
 from autotrader_desktop.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,19 @@ class Engine:
         market_data: MarketData | None = None,
         data_dir: Path | None = None,
     ) -> None:
-        self.settings = settings
         self.lock = EngineLock(data_dir or database.data_dir())
         self.algorithm_dir = algorithm_dir
         self.clock = clock or SystemClock()
         self.market_data = market_data or MarketData(self.clock, settings)
         self.broker = PaperBroker(settings.commission, settings.slippage_bps)
+        self.service = Service(
+            settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_price
+        )
         self.capture = OutputCapture()
         self.pool = WorkerPool(settings.workers)
         self.orchestrator = Orchestrator(
             ModuleCache(algorithm_dir),
-            self.broker,
-            self.market_data.latest_price,
+            self.service,
             self.pool,
             self.capture,
             self.clock,
@@ -137,23 +139,26 @@ class Engine:
         """
         with self._cycle_lock:
             self.orchestrator.restart()
-            retried = (
-                Instance.update(status=InstanceStatus.RUNNING, error=None)
-                .where(Instance.status == InstanceStatus.FAILED)
-                .execute()
-            )
+            retried = self.service.retry_failed()
         log.info("engine restarted: module cache cleared, %d failed instance(s) retried", retried)
         return retried
+
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+    def save_settings(self, changes: dict[str, Any]) -> Settings:
+        """Store changed settings and take the trading ones now (see Service)."""
+        stored = self.service.save_settings(changes)
+        self.orchestrator.time_limit = self.settings.run_time_limit
+        return stored
 
     def apply_settings(self, settings: Settings) -> None:
         """Take new trading settings now: costs, run time limit, starting balance, gating.
 
         The feed, its URLs and the algorithm folder are kept: they take a new engine.
         """
-        kept = {name: getattr(self.settings, name) for name in READ_AT_START}
-        self.settings = dataclasses.replace(settings, **kept)
-        self.broker.commission = settings.commission
-        self.broker.slippage_bps = settings.slippage_bps
+        self.service.apply_settings(settings)
         self.orchestrator.time_limit = settings.run_time_limit
 
     # --- cycles -----------------------------------------------------------------------
@@ -236,34 +241,28 @@ class Engine:
     # --- what the user does -----------------------------------------------------------
 
     def scan(self) -> list[discovery.AlgorithmFile]:
-        return discovery.scan(self.algorithm_dir)
+        return self.service.scan()
 
     def create_instance(self, symbol: str, algorithm: str, capital: str | float) -> Instance:
-        instance = instances.create(
-            symbol,
-            algorithm,
-            capital,
-            algorithms=self.scan(),
-            starting_balance=self.settings.starting_balance,
-            clock=self.clock,
-        )
+        instance = self.service.create_instance(symbol, algorithm, capital)
         self.sync_subscriptions()
         return instance
 
     def stop_instance(self, instance_id: int) -> Instance:
-        instance = instances.stop(
-            instance_id, self.market_data.latest_price, self.broker, self.clock
-        )
+        instance = self.service.stop_instance(instance_id)
         self.sync_subscriptions()
         return instance
 
     def delete_instance(self, instance_id: int) -> Instance:
-        instance = instances.delete(instance_id)
+        instance = self.service.delete_instance(instance_id)
         self.orchestrator.algorithms.pop(instance_id, None)
         return instance
 
     def account(self) -> accounting.Account:
-        return accounting.account(self.settings.starting_balance, self.market_data.latest_price)
+        return self.service.account()
+
+    def latest_price(self, symbol: str) -> float | None:
+        return self.market_data.latest_price(symbol)
 
     def drift(self, algorithm: str) -> Drift | None:
         return self.cache.drift(algorithm)

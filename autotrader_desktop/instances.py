@@ -9,7 +9,7 @@ from datetime import datetime
 
 from autotrader_desktop import accounting
 from autotrader_desktop.clock import Clock
-from autotrader_desktop.database import Instance, Transaction, write_transaction
+from autotrader_desktop.database import Instance, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.errors import UserError
@@ -121,15 +121,8 @@ def _liquidate(instance: Instance, price: float | None, broker: PaperBroker, clo
     )
     if not isinstance(fill, Fill):
         raise InstanceError(f"cannot sell the open position: {fill.reason}")
-    Transaction.create(
-        instance=instance.id,
-        type="sell",
-        shares=fill.shares,
-        price=fill.price,
-        commission=fill.commission,
-        timestamp=clock.now(),
-    )
-    instance.cash, instance.shares = fill.cash_after, 0
+    accounting.book_trade(instance.id, fill, clock.now())
+    instance.cash, instance.shares = fill.cash_after, fill.shares_after
     instance.trade_count += 1
     instance.last_price = price
 

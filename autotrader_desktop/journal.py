@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from autotrader_desktop import accounting
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus, Outcome
@@ -79,7 +80,7 @@ def record(
             )
         }
         runs, updates, failures, output = [], [], [], []
-        filled_at = _ts(now())  # one fill time per batch: batches span <= 50 ms
+        filled_at = now()  # one fill time per batch: batches span <= 50 ms
         stamps: dict[datetime, str] = {}
         for r in results:
             if r.scheduled_at not in stamps:
@@ -98,18 +99,7 @@ def record(
                 result = broker.execute(r.decision, cash, shares, r.symbol, price)
                 if isinstance(result, Fill):
                     fill, outcome = result, Outcome.EXECUTED
-                    trade_id = conn.execute(
-                        "INSERT INTO transactions (algorithm_id, type, shares, price, "
-                        "commission, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            r.instance_id,
-                            fill.action,
-                            fill.shares,
-                            fill.price,
-                            fill.commission,
-                            filled_at,
-                        ),
-                    ).lastrowid
+                    trade_id = accounting.book_trade(r.instance_id, fill, filled_at)
                     cash, shares = fill.cash_after, fill.shares_after
                     accounts[r.instance_id] = (cash, shares, status)
                 else:
@@ -134,9 +124,6 @@ def record(
             )
             updates.append(
                 (
-                    cash,
-                    shares,
-                    1 if fill else 0,
                     r.code_version,
                     price,
                     scheduled,
@@ -153,8 +140,8 @@ def record(
             runs,
         )
         conn.executemany(
-            "UPDATE algorithm_instances SET cash = ?, shares = ?, trade_count = trade_count + ?,"
-            " code_version = COALESCE(?, code_version), last_price = COALESCE(?, last_price),"
+            "UPDATE algorithm_instances SET code_version = COALESCE(?, code_version),"
+            " last_price = COALESCE(?, last_price),"
             " last_run_at = ?, last_decision = ? WHERE id = ?",
             updates,
         )

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from autotrader_desktop import journal
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Run
 from autotrader_desktop.decision import validate
@@ -28,7 +27,7 @@ from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.journal import RecordedRun, RunResult
 from autotrader_desktop.module_cache import ModuleCache
 from autotrader_desktop.output_capture import OutputCapture
-from autotrader_desktop.paper_broker import PaperBroker
+from autotrader_desktop.service import Service
 from autotrader_desktop.worker_pool import Job, WorkerPool
 
 # Frames of these files are engine plumbing; tracebacks shown to users leave them out.
@@ -116,16 +115,14 @@ class Orchestrator:
     def __init__(
         self,
         cache: ModuleCache,
-        broker: PaperBroker,
-        price_of: Callable[[str], float | None],
+        service: Service,
         pool: WorkerPool,
         capture: OutputCapture,
         clock: Clock,
         time_limit: float,
     ) -> None:
         self.cache = cache
-        self.broker = broker
-        self.price_of = price_of
+        self.service = service
         self.pool = pool
         self.capture = capture
         self.clock = clock
@@ -202,7 +199,7 @@ class Orchestrator:
 
         def price_of(symbol: str) -> float | None:
             if symbol not in prices:
-                prices[symbol] = self.price_of(symbol)
+                prices[symbol] = self.service.price_of(symbol)
             return prices[symbol]
 
         while pending:
@@ -222,7 +219,7 @@ class Orchestrator:
             if not batch:
                 continue
             prices.clear()
-            recorded = journal.record(batch, self.broker, price_of, self.clock.now)
+            recorded = self.service.record_runs(batch, price_of)
             for outcome in recorded:
                 report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
             for listener in self.on_recorded:

@@ -1,4 +1,6 @@
-"""What the window reads, as plain data. Runs on background threads; imports no Qt.
+"""The read models: what the window (and the command line's `list`) shows, as plain data.
+
+Runs on background threads; imports no Qt.
 
 Every read is bounded: the activity tabs show the newest rows only, and each query uses an
 index (runs by instance and time, output by instance and id, transactions by instance,
@@ -11,6 +13,7 @@ import csv
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,10 +25,10 @@ from autotrader_desktop.database import (
     Transaction,
     db,
 )
-from autotrader_desktop.engine import Engine
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.feed import market_hours
 from autotrader_desktop.module_cache import Drift
+from autotrader_desktop.settings import Settings
 
 TRADES_SHOWN = 500
 RUNS_SHOWN = 300
@@ -38,6 +41,18 @@ def _utc(text: str) -> datetime:
     """A stored timestamp (UtcDateTimeField's '2024-03-15T19:59:02.000000Z') as an aware
     UTC datetime; fromisoformat reads that format ~40x as fast as the field's strptime."""
     return datetime.fromisoformat(text)
+
+
+class EngineView(Protocol):
+    """What a snapshot needs of the engine: live prices, drift, the starting balance. The
+    engine itself, or the window's client of an engine in another process."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def latest_price(self, symbol: str) -> float | None: ...
+
+    def drift(self, algorithm: str) -> Drift | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,7 @@ _ROWS_SQL = (
 )
 
 
-def overview(engine: Engine) -> Overview:
+def overview(engine: EngineView) -> Overview:
     """Every instance with live prices and drift, and the account, from one read (the table
     and the status bar show it).
 
@@ -101,7 +116,7 @@ def overview(engine: Engine) -> Overview:
     accounting.account) took ~46 ms and stalled the window by up to ~100 ms
     (bench/bench_gui_responsiveness.py); one read of the shown columns takes ~5 ms.
     """
-    price_of = engine.market_data.latest_price
+    price_of = engine.latest_price
     prices: dict[str, float | None] = {}
     drift: dict[str, Drift | None] = {}
     rows = []
@@ -145,21 +160,28 @@ def overview(engine: Engine) -> Overview:
                 error=error,
             )
         )
-    return Overview(rows, _account(rows, engine.settings.starting_balance))
+    # The rows' last prices are the live ones.
+    return Overview(rows, accounting.summarize(engine.settings.starting_balance, rows))
 
 
-def _account(rows: list[InstanceRow], starting_balance: float) -> accounting.Account:
-    """accounting.account() of the rows just read (their last prices are the live ones)."""
-    realized = accounting.archived_pnl()
-    committed = value = 0.0
-    for row in rows:
-        if row.status == InstanceStatus.STOPPED:
-            realized += row.cash - row.initial_capital
-        else:
-            committed += row.initial_capital
-            value += row.value
-    available = starting_balance + realized - committed
-    return accounting.Account(starting_balance, realized, committed, available, available + value)
+def instance_info(instance: Instance) -> dict[str, Any]:
+    """An instance as the command line's `--json` and the engine's channel give it."""
+    value = accounting.instance_value(instance)
+    return {
+        "id": instance.id,
+        "display_name": instance.display_name,
+        "ticker": instance.symbol,
+        "algorithm_type": instance.algorithm,
+        "status": instance.status,
+        "code_version": instance.code_version,
+        "initial_capital": instance.initial_capital,
+        "cash": round(instance.cash, 4),
+        "shares": instance.shares,
+        "value": round(value, 4),
+        "pnl": round(value - instance.initial_capital, 4),
+        "trades": instance.trade_count,
+        "error": instance.error,
+    }
 
 
 @dataclass(frozen=True)

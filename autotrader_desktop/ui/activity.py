@@ -21,10 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autotrader_desktop import queries
 from autotrader_desktop.enums import Outcome
-from autotrader_desktop.ui import queries, theme
+from autotrader_desktop.queries import Activity, InstanceRow
+from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.instance_table import DRIFT_BADGES, short_version
-from autotrader_desktop.ui.queries import Activity, InstanceRow
 
 Index = QModelIndex | QPersistentModelIndex
 Colouring = Callable[[str, int], QColor | None]  # (the row's key, column) -> colour

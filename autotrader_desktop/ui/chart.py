@@ -20,8 +20,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from autotrader_desktop.queries import Bars, Fills
 from autotrader_desktop.ui import theme
-from autotrader_desktop.ui.queries import Bars, Fills
 
 BAR_SECONDS = 60
 BODY_WIDTH = 0.7  # of a bar's width

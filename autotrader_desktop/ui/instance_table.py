@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
 
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.module_cache import Drift
+from autotrader_desktop.queries import InstanceRow
 from autotrader_desktop.ui import theme
-from autotrader_desktop.ui.queries import InstanceRow
 from autotrader_desktop.ui.wording import counted
 
 ROW_ROLE = Qt.ItemDataRole.UserRole

@@ -21,7 +21,7 @@ from autotrader_desktop.clock import Clock
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.client import CONNECTED
 from autotrader_desktop.feed.market_data import MarketData
-from autotrader_desktop.ui.queries import Bars
+from autotrader_desktop.queries import Bars
 
 POLL_MS = 250
 PRICES_EVERY = 4  # polls: table prices once a second

@@ -24,14 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autotrader_desktop import paths
+from autotrader_desktop import paths, queries
 from autotrader_desktop.discovery import AlgorithmFolderError
 from autotrader_desktop.engine import Engine
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.orchestrator import CycleReport
-from autotrader_desktop.ui import activity, queries, theme
+from autotrader_desktop.queries import Bars, Fills, InstanceRow, Overview
+from autotrader_desktop.ui import activity, theme
 from autotrader_desktop.ui.activity import ActivityTabs
 from autotrader_desktop.ui.add_dialog import AddDialog
 from autotrader_desktop.ui.background import Background, Refresh
@@ -40,7 +41,6 @@ from autotrader_desktop.ui.chart import ChartWidget
 from autotrader_desktop.ui.instance_table import InstanceTable
 from autotrader_desktop.ui.live_data import LiveData
 from autotrader_desktop.ui.notifications import Notifier
-from autotrader_desktop.ui.queries import Bars, Fills, InstanceRow, Overview
 from autotrader_desktop.ui.settings_dialog import SavedSettings, SettingsDialog
 from autotrader_desktop.ui.status_bar import StatusBar
 from autotrader_desktop.ui.wording import counted
@@ -312,12 +312,13 @@ class MainWindow(QMainWindow):
         self._run(self.engine.restart, done=done)
 
     def open_settings(self) -> None:
-        self.settings_dialog = SettingsDialog(self.engine.settings, self.background, self)
+        self.settings_dialog = SettingsDialog(
+            self.engine.settings, self.engine.save_settings, self.background, self
+        )
         self.settings_dialog.saved.connect(self._settings_saved)
         self.settings_dialog.open()
 
     def _settings_saved(self, result: SavedSettings) -> None:
-        self.engine.apply_settings(result.settings)
         self._refresh_market()  # gating may have changed
         message = "Settings saved." if result.changed else "No setting changed."
         if result.needs_restart:

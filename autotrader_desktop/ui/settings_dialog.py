@@ -11,6 +11,7 @@ not be used.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,18 @@ class SettingsDialog(QDialog):
     saved = Signal(object)  # SavedSettings
 
     def __init__(
-        self, current: Settings, background: Background, parent: QWidget | None = None
+        self,
+        current: Settings,
+        save_settings: Callable[[dict[str, Any]], Settings],
+        background: Background,
+        parent: QWidget | None = None,
     ) -> None:
+        """`save_settings(changes)`: the engine's, which stores them and returns them all."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(620)
         self._current = current
+        self._save_settings = save_settings
         self._background = background
         self._stored_key_id = ""
 
@@ -252,10 +259,9 @@ class SettingsDialog(QDialog):
             # The key first: if the keyring refuses it, no setting has changed either.
             if new_key is not None:
                 credentials.save(new_key)
-            for name, value in changes.items():
-                settings.save(name, value)
+            stored = self._save_settings(changes)
             restart = new_key is not None or any(name in settings.READ_AT_START for name in changes)
-            return SavedSettings(sorted(changes), restart, settings.load())
+            return SavedSettings(sorted(changes), restart, stored)
 
         self._background.submit(store, on_done=self._saved, on_error=self._save_failed)
 

@@ -14,9 +14,9 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from autotrader_desktop.accounting import Account
+from autotrader_desktop.queries import MarketState
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, FeedView
-from autotrader_desktop.ui.queries import MarketState
 
 MARGIN = 8  # px left and right of each section
 ELLIPSIS = "…"

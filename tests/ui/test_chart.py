@@ -7,8 +7,8 @@ import numpy as np
 from PySide6.QtCore import QPointF
 
 from autotrader_desktop.database import Transaction
+from autotrader_desktop.queries import Bars
 from autotrader_desktop.ui.chart import BAR_SECONDS, MIN_BAR_PX, ChartWidget, aggregate
-from autotrader_desktop.ui.queries import Bars
 from tests.helpers import T0, add_instance, give_position, refreshed, settle, store_bars
 
 MINUTE = int(T0.timestamp()) // 60 * 60

@@ -1,0 +1,110 @@
+"""The one way in: every change of state goes through `Service`.
+
+Creating, stopping and deleting instances, retrying failed ones on a restart, saving
+settings and booking what a cycle's runs decided: the engine, the command line and (through
+the engine) the window all call these methods and nothing else writes those rows. A
+broker's trades are booked by `record_runs` (a cycle's decisions) and `stop_instance`
+(selling the open position), both through `accounting.book_trade`.
+
+Methods block (database, discovery): call them off any GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from autotrader_desktop import accounting, discovery, instances, journal, settings
+from autotrader_desktop.clock import Clock
+from autotrader_desktop.database import Instance, write_transaction
+from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.journal import RecordedRun, RunResult
+from autotrader_desktop.paper_broker import PaperBroker
+from autotrader_desktop.settings import Settings
+
+PriceOf = Callable[[str], float | None]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        algorithm_dir: Path,
+        clock: Clock,
+        broker: PaperBroker,
+        price_of: PriceOf,
+    ) -> None:
+        self.settings = settings
+        self.algorithm_dir = algorithm_dir
+        self.clock = clock
+        self.broker = broker
+        self.price_of = price_of
+
+    # --- instances --------------------------------------------------------------------
+
+    def scan(self) -> list[discovery.AlgorithmFile]:
+        """A fresh discovery scan of the algorithm folder."""
+        return discovery.scan(self.algorithm_dir)
+
+    def create_instance(self, symbol: str, algorithm: str, capital: str | float) -> Instance:
+        """Validate (symbol, a freshly scanned available algorithm, capital within the
+        available cash) and write one `running` instance; nothing is written on error."""
+        return instances.create(
+            symbol,
+            algorithm,
+            capital,
+            algorithms=self.scan(),
+            starting_balance=self.settings.starting_balance,
+            clock=self.clock,
+        )
+
+    def stop_instance(self, instance_id: int) -> Instance:
+        """Stop a running or failed instance, selling any open position at the last price."""
+        return instances.stop(instance_id, self.price_of, self.broker, self.clock)
+
+    def delete_instance(self, instance_id: int) -> Instance:
+        """Delete a stopped or failed instance and its history (its P&L stays booked)."""
+        return instances.delete(instance_id)
+
+    def retry_failed(self) -> int:
+        """A restart's fresh try: failed instances run again. Returns how many."""
+        with write_transaction():
+            return (
+                Instance.update(status=InstanceStatus.RUNNING, error=None)
+                .where(Instance.status == InstanceStatus.FAILED)
+                .execute()
+            )
+
+    # --- trading ----------------------------------------------------------------------
+
+    def record_runs(
+        self, results: Sequence[RunResult], price_of: PriceOf | None = None
+    ) -> list[RecordedRun]:
+        """Execute and journal a batch of finished runs (the broker's fills are booked)."""
+        return journal.record(results, self.broker, price_of or self.price_of, self.clock.now)
+
+    def account(self) -> accounting.Account:
+        return accounting.account(self.settings.starting_balance, self.price_of)
+
+    # --- settings ---------------------------------------------------------------------
+
+    def save_settings(self, changes: dict[str, Any]) -> Settings:
+        """Store changed settings (all or none) and take the trading
+        ones now: costs, run time limit, starting balance, gating. Returns the settings
+        stored now, as `settings.load()` resolves them."""
+        with write_transaction():  # one bad value: none is saved
+            for name, value in changes.items():
+                settings.save(name, value)
+        stored = settings.load()
+        self.apply_settings(stored)
+        return stored
+
+    def apply_settings(self, new: Settings) -> None:
+        """Take new trading settings; those read at start (the feed, its URLs, the algorithm
+        folder, ...) are kept: they take a new engine."""
+        kept = {name: getattr(self.settings, name) for name in settings.READ_AT_START}
+        self.settings = replace(new, **kept)
+        self.broker.commission = new.commission
+        self.broker.slippage_bps = new.slippage_bps

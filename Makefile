@@ -1,5 +1,7 @@
 # One command each: `make run` (set up, open the app on the embedded simulator),
-# `make test` (set up, run the whole test suite). Both create .venv from pyproject.toml.
+# `make test` (set up, run the whole test suite). Both create .venv from pyproject.toml,
+# after tools/system-deps.sh has checked the Debian/Ubuntu packages they need (installing
+# what is missing when run as root, otherwise printing the `sudo apt-get install` line).
 # `make package` builds the desktop bundle dist/autotrader-desktop/ (build_app.spec),
 # `make smoke` runs the built bundle end to end, `make install-desktop` adds it to the
 # desktop's application menu.
@@ -8,6 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGE_STAMP := $(VENV)/.installed-package
+SYSTEM_DEPS := PYTHON=$(PYTHON) sh tools/system-deps.sh
 APP := dist/autotrader-desktop/autotrader-desktop
 # What the bundle is built from: `make smoke` rebuilds it when one of these is newer.
 APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py \
@@ -16,19 +19,23 @@ APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py 
 .PHONY: run test lint bench clean package smoke install-desktop icons
 
 $(STAMP): pyproject.toml
+	@$(SYSTEM_DEPS) test
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
+	@$(SYSTEM_DEPS) run
 	$(BIN)/autotrader-desktop
 
 test: $(STAMP)
+	@$(SYSTEM_DEPS) test
 	$(BIN)/ruff check autotrader_desktop tests bench algorithm tools
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 $(PACKAGE_STAMP): $(STAMP)
+	@$(SYSTEM_DEPS) package
 	$(BIN)/python -m pip install --quiet -e '.[test,package]'
 	touch $(PACKAGE_STAMP)
 

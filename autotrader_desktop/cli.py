@@ -9,9 +9,11 @@ import csv
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from peewee import OperationalError
@@ -25,7 +27,7 @@ from autotrader_desktop import (
     queries,
     settings,
 )
-from autotrader_desktop.database import Instance, Transaction
+from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
 
@@ -144,11 +146,31 @@ def _instance_id(text: str) -> int:
         ) from None
 
 
+# The commands that may start a new data directory (the window, and the commands that run
+# the engine or add to it); the others need one that exists, so that a mistyped --data-dir
+# is reported instead of silently becoming a new, empty one.
+CREATING_COMMANDS = {None, "add", "headless", "cycle"}
+
+
 class Context:
     """What every command needs: the database, the resolved settings, the algorithm folder."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.data_dir = paths.data_dir(args.data_dir)
+        # What this run is about to create (the data directory, and any missing parent of
+        # it): a failed command removes it again.
+        self.created = _outermost_missing(self.data_dir)
+        if args.command not in CREATING_COMMANDS and not (self.data_dir / DB_FILENAME).is_file():
+            if self.created:
+                what = "it does not exist"
+            elif not self.data_dir.is_dir():
+                what = "it is not a directory"
+            else:
+                what = "it holds no AutoTrader Desktop database"
+            raise UserError(
+                f"cannot use {self.data_dir} as the data directory: {what}; check --data-dir "
+                "or AUTOTRADER_DATA_DIR (`add`, `headless` and the window start a new one)"
+            )
         try:
             database.open_database(self.data_dir)
         except RuntimeError as exc:
@@ -169,6 +191,14 @@ class Context:
             }
         )
         self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
+
+    def discard_if_unused(self) -> None:
+        """After a failed command: remove the data directory this run created, unless
+        something of the user's is in it already (then it is kept as it is)."""
+        if self.created is None or database.db.is_closed() or Instance.select().exists():
+            return
+        database.close_database()
+        shutil.rmtree(self.created, ignore_errors=True)
 
     def require_algorithm_dir(self) -> None:
         """Refuse to run with a mistyped folder: every instance would fail on a missing file."""
@@ -206,6 +236,16 @@ class Context:
         market = MarketData(clock, self.settings)
         broker = PaperBroker(self.settings.commission, self.settings.slippage_bps)
         return Service(self.settings, self.algorithm_dir, clock, broker, market.latest_price)
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist; None if `path` exists."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            break
+        missing = candidate
+    return missing
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -409,7 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    ctx = None
     try:
+        if args.command is None:
+            from autotrader_desktop.ui import platform_check
+
+            platform_check.check()
         ctx = Context(args)
         if args.command is None:
             from autotrader_desktop.ui.app import run_gui
@@ -417,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gui(ctx)
         return COMMANDS[args.command](ctx, args)
     except UserError as exc:
+        if ctx is not None:
+            ctx.discard_if_unused()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

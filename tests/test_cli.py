@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autotrader_desktop import __version__, cli
+from autotrader_desktop import __version__, cli, database
 from tests.helpers import (
     VENV_BIN,
     count,
@@ -129,6 +129,13 @@ def ok(capsys, dirs: Dirs, *args: str) -> Result:
     return result
 
 
+def new_data_dir(path: Path) -> Path:
+    """A data directory as the first `add` or the window leaves it: a database, no data."""
+    database.open_database(path)
+    database.close_database()
+    return path
+
+
 @pytest.fixture
 def dirs(tmp_path) -> Dirs:
     folder = tmp_path / "algorithm"
@@ -136,7 +143,7 @@ def dirs(tmp_path) -> Dirs:
     write_algorithm(folder, "buyer", BUYER)
     write_algorithm(folder, "counter", COUNTER)
     write_algorithm(folder, "broken", BROKEN)
-    return Dirs(tmp_path / "data", folder)
+    return Dirs(new_data_dir(tmp_path / "data"), folder)
 
 
 # --- a populated data directory, built once through the CLI and copied per test ---------
@@ -211,7 +218,7 @@ def test_algorithms_table_shows_reasons_and_rescans_every_time(capsys, dirs):
 
 def test_algorithms_in_an_empty_folder(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
-    empty = Dirs(tmp_path / "data", tmp_path / "empty")
+    empty = Dirs(new_data_dir(tmp_path / "data"), tmp_path / "empty")
     assert "no algorithm files" in ok(capsys, empty, "algorithms").out
     assert json.loads(ok(capsys, empty, "algorithms", "--json").out) == []
 
@@ -595,3 +602,42 @@ def test_data_dir_that_is_a_file(capsys, tmp_path, dirs):
     assert f"cannot use {not_a_dir} as the data directory" in result.err
     assert "Traceback" not in result.err
     assert not_a_dir.read_text() == ""
+
+
+# --- which commands may create the data directory ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["trades", "1"], ["algorithms"], ["stop", "1"], ["delete", "1", "--yes"]],
+)
+def test_a_mistyped_data_dir_is_an_error_and_nothing_is_created(capsys, tmp_path, dirs, command):
+    typo = tmp_path / "typo" / "data"
+    options = ["--data-dir", str(typo), "--algorithm-dir", str(dirs.algorithms)]
+    result = run(capsys, None, *options, *command)
+    assert result.code == 2
+    assert f"cannot use {typo} as the data directory: it does not exist" in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_an_empty_directory_is_not_taken_for_a_data_dir(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(capsys, None, "--data-dir", str(empty), "list")
+    assert result.code == 2
+    assert "it holds no AutoTrader Desktop database" in result.err
+    assert list(empty.iterdir()) == []
+
+
+def test_add_starts_a_data_dir_but_a_failed_add_leaves_none(capsys, tmp_path, dirs):
+    new = Dirs(tmp_path / "new" / "data", dirs.algorithms)
+    failed = run(capsys, new, "add", "NVDA", "no_such_algorithm", "100")
+    assert failed.code == 2 and "no_such_algorithm" in failed.err
+    assert not (tmp_path / "new").exists()
+
+    ok(capsys, new, "add", "NVDA", "buyer", "100")
+    assert len(instance_rows(new.data)) == 1
+    # A failure in a data directory that has something in it changes nothing.
+    assert run(capsys, new, "add", "NVDA", "no_such_algorithm", "100").code == 2
+    assert len(instance_rows(new.data)) == 1

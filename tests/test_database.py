@@ -217,6 +217,8 @@ def test_parallel_adds_on_a_new_data_directory_all_succeed(tmp_path, data_dir, f
 def test_parallel_adds_never_overcommit_the_account(tmp_path, data_dir, folder):
     """Available cash is checked and spent in one write transaction: of four processes
     each asking for 30,000 of 100,000, exactly three succeed."""
+    database.open_database(data_dir)
+    database.close_database()
     assert (
         cli.main(["--data-dir", str(data_dir), "--algorithm-dir", str(folder), "algorithms"]) == 0
     )

@@ -30,7 +30,6 @@ from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from autotrader_desktop.errors import UserError
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.errors import ErrorReporter
 from autotrader_desktop.ui.main_window import TITLE, MainWindow, default_store
@@ -48,8 +47,10 @@ SIGNAL_WAKE_MS = 250
 
 
 def run_gui(ctx: Context) -> int:
-    """Open the window and run until it is closed; returns the exit status."""
-    _check_display()
+    """Open the window and run until it is closed; returns the exit status.
+
+    The caller has checked that the window can open here (ui.platform_check).
+    """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(TITLE)
     app.setApplicationDisplayName(TITLE)
@@ -68,17 +69,6 @@ def run_gui(ctx: Context) -> int:
         collector.timer.stop()
         gc.enable()
         reporter.uninstall()
-
-
-def _check_display() -> None:
-    """Say what to do instead of letting Qt abort when there is no display (Linux)."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError(
-            "there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are "
-            "not set); run `autotrader-desktop headless` for the engine without a window"
-        )
 
 
 def run_on_qt_loop(main: Coroutine[Any, Any, T]) -> T:

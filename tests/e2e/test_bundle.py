@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from autotrader_desktop import database
 from tests.helpers import REPO, stdlib_modules
 
 pytestmark = pytest.mark.bundle
@@ -125,6 +126,9 @@ def env(tmp_path) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOTRADER_", "APCA_"))}
     home = tmp_path / "home"
     home.mkdir()
+    # A data directory as the first start leaves it: the read-only commands need one.
+    database.open_database(tmp_path / "data")
+    database.close_database()
     return {
         **keep,
         "QT_QPA_PLATFORM": "offscreen",

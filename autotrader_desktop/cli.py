@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import difflib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from autotrader_desktop import (
     accounting,
     database,
     instances,
+    logging_config,
     paths,
     queries,
     settings,
@@ -33,56 +36,91 @@ from autotrader_desktop.errors import UserError
 
 log = logging.getLogger("autotrader_desktop")
 
+# What a shell reports for a process ended by SIGPIPE (128 + 13), the Unix way.
+BROKEN_PIPE_STATUS = 141
 
-def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--data-dir",
-        default=default,
-        metavar="DIR",
-        help="where the database lives (env AUTOTRADER_DATA_DIR)",
-    )
-    parser.add_argument(
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean ...?" for a mistyped command or choice."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in action.choices], n=1)
+            if close:
+                raise argparse.ArgumentError(
+                    action, f"invalid choice: {value!r}; did you mean {close[0]!r}?"
+                )
+        super()._check_value(action, value)
+
+
+def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """The options of every command. Accepted after the command too (`after_command`):
+    then without defaults, so they never hide one given before it, and without help, so
+    each command's help does not repeat them."""
+    default = argparse.SUPPRESS if after_command else None
+
+    def option(*names: str, help: str, **kwargs: Any) -> None:
+        kwargs.setdefault("default", default)
+        parser.add_argument(*names, help=argparse.SUPPRESS if after_command else help, **kwargs)
+
+    option("--data-dir", metavar="DIR", help="where the database lives (env AUTOTRADER_DATA_DIR)")
+    option(
         "--algorithm-dir",
-        default=default,
         metavar="DIR",
         help="the folder of algorithm files (env AUTOTRADER_ALGORITHM_DIR)",
     )
-    parser.add_argument(
+    option(
         "--feed",
         choices=list(Feed),
-        default=default,
-        help="market data: the embedded simulator (default) or Alpaca",
+        help="market data: the embedded simulator (default) or Alpaca (env AUTOTRADER_FEED)",
     )
-    parser.add_argument(
+    option(
         "--stream-url",
-        default=default,
         metavar="URL",
-        help="WebSocket URL of an Alpaca-protocol feed",
+        help="WebSocket URL of an Alpaca-protocol feed (env AUTOTRADER_STREAM_URL)",
     )
-    parser.add_argument(
+    option(
         "--history-url",
-        default=default,
         metavar="URL",
-        help="base URL of an Alpaca-style historical bars API",
+        help="base URL of an Alpaca-style historical bars API (env AUTOTRADER_HISTORY_URL)",
     )
+    option(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log everything, including the scheduler's and the simulator's routine lines",
+    )
+
+
+GLOBAL_OPTIONS_NOTE = "Global options (see autotrader-desktop --help) may also come after it."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autotrader-desktop",
         description="Run your own Python trading algorithms every minute and paper-trade them. "
         "Without a command, opens the desktop window.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _global_options(parser, suppress=False)
-    # Global options are accepted after the command too.
-    common = argparse.ArgumentParser(add_help=False)
-    _global_options(common, suppress=True)
+    _global_options(parser, after_command=False)
+    common = _Parser(add_help=False)
+    _global_options(common, after_command=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=GLOBAL_OPTIONS_NOTE,
+            parents=[common],
+        )
+
+    def json_option(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+    def instance_id(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument("id", type=_instance_id, metavar="ID", help=f"{what} (see `list`)")
 
     headless = command("headless", "run the engine and feed without a window until Ctrl-C")
     headless.add_argument(
@@ -91,28 +129,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run a cycle every SECONDS instead of at :02 each minute",
     )
-    command(
-        "algorithms", "scan the algorithm folder: every file, available or why not"
-    ).add_argument("--json", action="store_true")
+    json_option(
+        command("algorithms", "scan the algorithm folder: every file, available or why not"),
+        "the files (name, path, available, error)",
+    )
     add = command("add", "start an instance of an algorithm on a symbol")
-    add.add_argument("symbol", metavar="SYMBOL")
-    add.add_argument("algorithm", metavar="ALGORITHM")
-    add.add_argument("capital", metavar="CAPITAL")
-    add.add_argument("--json", action="store_true")
-    command("list", "list instances with their positions and P&L").add_argument(
-        "--json", action="store_true"
+    add.add_argument("symbol", metavar="SYMBOL", help="the stock, e.g. NVDA or BRK.B")
+    add.add_argument(
+        "algorithm", metavar="ALGORITHM", help="an available algorithm (see `algorithms`)"
     )
-    command("stop", "stop an instance, selling its open position").add_argument(
-        "id", type=_instance_id, metavar="ID"
+    add.add_argument(
+        "capital",
+        metavar="CAPITAL",
+        help="the money it trades with, in dollars and cents (at most the available cash)",
     )
-    delete = command("delete", "delete a stopped or failed instance and its history")
-    delete.add_argument("id", type=_instance_id, metavar="ID")
-    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    trades = command("trades", "an instance's transactions")
-    trades.add_argument("id", type=_instance_id, metavar="ID")
-    trades.add_argument("--csv", action="store_true")
+    json_option(add, "the new instance")
+    json_option(command("list", "list instances with their positions and P&L"), "the instances")
+    instance_id(command("stop", "stop an instance, selling its open position"), "the instance")
+    delete = command(
+        "delete",
+        "delete a stopped or failed instance and its history; asks first, and without a "
+        "terminal to ask on, needs --yes",
+    )
+    instance_id(delete, "the instance")
+    delete.add_argument("--yes", action="store_true", help="delete without asking")
+    trades = command("trades", "an instance's transactions, newest first")
+    instance_id(trades, "the instance")
+    formats = trades.add_mutually_exclusive_group()
+    formats.add_argument(
+        "--csv", action="store_true", help="print CSV (the fields of get_transactions)"
+    )
+    formats.add_argument(
+        "--json", action="store_true", help="print JSON (the fields of get_transactions)"
+    )
     command("cycle", "run cycles now, in this process, then exit").add_argument(
-        "--count", type=_positive_int, default=1, metavar="N"
+        "--count", type=_positive_int, default=1, metavar="N", help="how many cycles (default 1)"
     )
     return parser
 
@@ -327,7 +378,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 r["ticker"],
                 r["algorithm_type"],
                 r["status"],
-                (r["code_version"] or "-")[:8],
+                r["code_version"] or "-",
                 f"{r['initial_capital']:,.2f}",
                 f"{r['cash']:,.2f}",
                 r["shares"],
@@ -352,7 +403,13 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     instance = instances.get(args.id)
-    if not args.yes and sys.stdin.isatty():
+    if not args.yes:
+        if not sys.stdin.isatty():
+            # A script's `echo n |` (or anything else on stdin) is not a person's answer.
+            raise UserError(
+                f"not deleting {instance.display_name}: there is no terminal to confirm "
+                f"on; to delete without asking, run `delete {instance.id} --yes`"
+            )
         count = Transaction.select().where(Transaction.instance == instance.id).count()
         try:
             answer = input(f"Delete {instance.display_name} and its {count} trades? [y/N] ")
@@ -371,16 +428,30 @@ def cmd_trades(ctx: Context, args: argparse.Namespace) -> int:
 
     instances.get(args.id)
     rows = get_transactions(args.id)
-    fields = ["id", "algorithm_id", "type", "shares", "price", "timestamp"]
-    if args.csv:
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.csv:
+        fields = ["id", "algorithm_id", "type", "shares", "price", "timestamp"]
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     elif not rows:
         print(f"instance {args.id} has no trades yet")
     else:
-        _print_table([f.upper() for f in fields], [[r[f] for f in fields] for r in rows])
+        _print_table(
+            ["ID", "TYPE", "SHARES", "PRICE", "TIME"],
+            [
+                (r["id"], r["type"], r["shares"], f"{r['price']:,.2f}", _local_time(r["timestamp"]))
+                for r in rows
+            ],
+        )
     return 0
+
+
+def _local_time(timestamp: str) -> str:
+    """An ISO-8601 UTC timestamp as local time to the second, with its zone's name."""
+    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone()
+    return f"{when:%Y-%m-%d %H:%M:%S %Z}"
 
 
 def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
@@ -440,15 +511,25 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = _run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader is gone (`list | head -1`): stop quietly, as Unix tools do. What is
+        # left in stdout's buffer goes to /dev/null, so Python's flush at exit is quiet too.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["_discovery-worker"]:  # the frozen app's discovery worker
         from autotrader_desktop import discovery_worker
 
         return discovery_worker.main()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging_config.configure(verbose=args.verbose)
     ctx = None
     try:
         if args.command is None:

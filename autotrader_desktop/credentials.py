@@ -45,6 +45,15 @@ def load() -> Credentials | None:
     return Credentials(key_id, secret) if key_id and secret else None
 
 
+def keyring_available() -> bool:
+    """Whether the system has an OS keyring: keyring falls back to a backend that refuses
+    everything when it finds none (a headless box, a desktop without a secret service),
+    and the null backend is how a user turns it off."""
+    from keyring.backends import fail, null
+
+    return not isinstance(keyring.get_keyring(), fail.Keyring | null.Keyring)
+
+
 def save(credentials: Credentials) -> None:
     """Store the key pair in the OS keyring (the Settings dialog does this)."""
     try:

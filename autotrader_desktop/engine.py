@@ -49,6 +49,12 @@ def market_is_open(at: datetime) -> bool:
     return is_open(at)
 
 
+def market_next_open(at: datetime) -> datetime:
+    from autotrader_desktop.feed.market_hours import next_open
+
+    return next_open(at)
+
+
 class Engine:
     def __init__(
         self,
@@ -80,6 +86,8 @@ class Engine:
         self.on_cycle: list[Callable[[CycleReport], None]] = []
         self._subscribed: Counter[str] = Counter()
         self._cycle_lock = threading.Lock()
+        # Whether the closed market was already reported: once per closed period.
+        self._closed_reported = False
 
     @property
     def cache(self) -> ModuleCache:
@@ -140,7 +148,10 @@ class Engine:
         with self._cycle_lock:
             self.orchestrator.restart()
             retried = self.service.retry_failed()
-        log.info("engine restarted: module cache cleared, %d failed instance(s) retried", retried)
+        if retried:  # a start or restart with nothing to retry is not news
+            log.info(
+                "engine restarted: module cache cleared, %d failed instance(s) retried", retried
+            )
         return retried
 
     @property
@@ -170,8 +181,13 @@ class Engine:
     async def _scheduled_cycle(self, every: float | None) -> None:
         now = self.clock.now()
         if self.settings.gating_enabled and not market_is_open(now):
-            log.debug("market closed: cycle skipped")
+            if not self._closed_reported:
+                log.info(
+                    "market closed; next open %s UTC", f"{market_next_open(now):%a %d %b %H:%M}"
+                )
+                self._closed_reported = True
             return
+        self._closed_reported = False
         scheduled = now if every else now.replace(second=CYCLE_SECOND, microsecond=0)
         try:
             await self.run_cycle(scheduled)

@@ -6,6 +6,8 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
 
 from autotrader_desktop import accounting
 from autotrader_desktop.clock import Clock
@@ -34,13 +36,20 @@ def normalize_symbol(text: str) -> str:
 
 
 def parse_capital(value: str | float) -> float:
+    """The amount in dollars, refused unless whole cents: 10.555 is not silently 10.55."""
+    text = str(value).replace(",", "").strip()
     try:
-        capital = float(str(value).replace(",", "").strip())
+        capital = float(text)
     except ValueError:
         raise InstanceError(f"capital {value!r} is not a number; enter e.g. 10000") from None
     if not math.isfinite(capital) or capital <= 0:
         raise InstanceError(f"capital must be a finite amount greater than 0 (got {value!r})")
-    return round(capital, 2)
+    if (Fraction(Decimal(text)) * 100).denominator != 1:
+        cents = max(math.floor(capital * 100), 1)
+        raise InstanceError(
+            f"capital {value!r} has more than 2 decimals; enter whole cents, e.g. {cents / 100:.2f}"
+        )
+    return capital
 
 
 def check_algorithm(name: str, algorithms: Iterable) -> None:

@@ -164,6 +164,11 @@ def overview(engine: EngineView) -> Overview:
     return Overview(rows, accounting.summarize(engine.settings.starting_balance, rows))
 
 
+def short_code_version(code_version: str | None) -> str | None:
+    """A code version (SHA-256) as a person reads it: in the window, `list`, `list --json`."""
+    return code_version[:8] if code_version else None
+
+
 def instance_info(instance: Instance) -> dict[str, Any]:
     """An instance as the command line's `--json` and the engine's channel give it."""
     value = accounting.instance_value(instance)
@@ -173,7 +178,8 @@ def instance_info(instance: Instance) -> dict[str, Any]:
         "ticker": instance.symbol,
         "algorithm_type": instance.algorithm,
         "status": instance.status,
-        "code_version": instance.code_version,
+        "code_version": short_code_version(instance.code_version),
+        "code_sha256": instance.code_version,
         "initial_capital": instance.initial_capital,
         "cash": round(instance.cash, 4),
         "shares": instance.shares,

@@ -8,6 +8,7 @@ leave the database exactly as it was.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -16,13 +17,19 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from autotrader_desktop import __version__, cli, database
 from tests.helpers import (
+    REPO,
     VENV_BIN,
     count,
     dump,
@@ -84,6 +91,7 @@ LIST_FIELDS = [
     "algorithm_type",
     "status",
     "code_version",
+    "code_sha256",
     "initial_capital",
     "cash",
     "shares",
@@ -250,6 +258,7 @@ def test_add_json_is_the_created_instance(capsys, dirs):
         "algorithm_type": "buyer",
         "status": "running",
         "code_version": None,
+        "code_sha256": None,
         "initial_capital": 2500.5,
         "cash": 2500.5,
         "shares": 0,
@@ -286,7 +295,10 @@ def test_list_json_fields_and_values(capsys, populated):
     assert [list(r) for r in rows] == [LIST_FIELDS, LIST_FIELDS]
     running, stopped = rows
     source = (populated.algorithms / "buyer.py").read_bytes()
-    assert running["code_version"] == hashlib.sha256(source).hexdigest()
+    assert running["code_sha256"] == hashlib.sha256(source).hexdigest()
+    assert running["code_version"] == running["code_sha256"][:8]
+    table = ok(capsys, populated, "list").out.splitlines()
+    assert table[1].split()[5] == running["code_version"]  # what the table shows
     assert (running["id"], running["ticker"], running["status"]) == (1, "NVDA", "running")
     assert (running["shares"], running["trades"], running["error"]) == (1, 1, None)
     [db_row] = query(populated.data, "SELECT * FROM algorithm_instances WHERE id = 1")
@@ -402,10 +414,51 @@ def test_trades_csv(capsys, populated):
     assert all(iso_utc.fullmatch(r["timestamp"]) for r in rows)
 
 
-def test_trades_table_and_no_trades(capsys, populated, dirs):
+@pytest.fixture
+def new_york(monkeypatch):
+    """Local time is New York's for the test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_trades_table_in_words_cents_and_local_seconds(capsys, populated, new_york):
     table = ok(capsys, populated, "trades", "2").out.splitlines()
-    assert table[0].split() == ["ID", "ALGORITHM_ID", "TYPE", "SHARES", "PRICE", "TIMESTAMP"]
-    assert [line.split()[2] for line in table[1:]] == ["sell", "buy"]
+    assert table[0].split() == ["ID", "TYPE", "SHARES", "PRICE", "TIME"]
+    stored = query(
+        populated.data,
+        "SELECT * FROM transactions WHERE algorithm_id = 2 ORDER BY timestamp DESC, id DESC",
+    )
+    expected = []
+    for t in stored:
+        when = datetime.strptime(t["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        local = when.astimezone(ZoneInfo("America/New_York"))
+        shown_time = f"{local:%Y-%m-%d %H:%M:%S %Z}".split()
+        expected.append(
+            [str(t["id"]), t["type"], str(t["shares"]), f"{t['price']:,.2f}", *shown_time]
+        )
+    assert [line.split() for line in table[1:]] == expected
+    assert [row[1] for row in expected] == ["sell", "buy"]  # newest first
+
+
+def test_trades_json_has_the_fields_of_get_transactions(capsys, populated):
+    from autotrader_desktop import api
+
+    rows = json.loads(ok(capsys, populated, "trades", "2", "--json").out)
+    database.open_database(populated.data)
+    try:
+        assert rows == api.get_transactions(2)
+    finally:
+        database.close_database()
+    assert [list(r) for r in rows] == [
+        ["id", "algorithm_id", "type", "shares", "price", "timestamp"]
+    ] * 2
+    assert run(capsys, populated, "trades", "2", "--json", "--csv").code == 2  # one format
+
+
+def test_no_trades(capsys, dirs):
     ok(capsys, dirs, "add", "NVDA", "buyer", "100")
     assert "has no trades yet" in ok(capsys, dirs, "trades", "1").out
     assert ok(capsys, dirs, "trades", "1", "--csv").out == (
@@ -447,6 +500,8 @@ def test_cycle_trades_and_records_the_code_version(capsys, dirs):
     assert (row["shares"], row["trade_count"]) == (2, 2)
     expected = hashlib.sha256((dirs.algorithms / "buyer.py").read_bytes()).hexdigest()
     assert row["code_version"] == expected
+    [listed] = json.loads(ok(capsys, dirs, "list", "--json").out)
+    assert (listed["code_version"], listed["code_sha256"]) == (expected[:8], expected)
 
 
 def test_cycle_without_instances(capsys, dirs):
@@ -641,3 +696,92 @@ def test_add_starts_a_data_dir_but_a_failed_add_leaves_none(capsys, tmp_path, di
     # A failure in a data directory that has something in it changes nothing.
     assert run(capsys, new, "add", "NVDA", "no_such_algorithm", "100").code == 2
     assert len(instance_rows(new.data)) == 1
+
+
+# --- pipes and scripts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["list"], ["trades", "2"], ["trades", "2", "--csv"]])
+def test_a_closed_pipe_ends_the_command_quietly(populated, argv):
+    """`autotrader-desktop list | head -1`: the reader is gone before the output is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autotrader_desktop", *argv],
+        env=subprocess_env(populated.data, populated.algorithms),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == cli.BROKEN_PIPE_STATUS
+    assert err == ""
+
+
+def test_delete_without_a_terminal_needs_yes(capsys, populated, monkeypatch):
+    before = dump(populated.data)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # `echo y | ...`: not a person
+    result = run(capsys, populated, "delete", "2")
+    assert result.code == 2
+    assert "no terminal to confirm on" in result.err and "delete 2 --yes" in result.err
+    assert dump(populated.data) == before
+    assert ok(capsys, populated, "delete", "2", "--yes").out.startswith("deleted 2 ")
+    assert "--yes" in run(capsys, None, "delete", "--help").out  # documented
+
+
+@pytest.mark.parametrize("capital", ["10.555", "0.001", "1,000.001"])
+def test_capital_with_more_than_two_decimals_is_refused(capsys, dirs, capital):
+    result = run(capsys, dirs, "add", "NVDA", "buyer", capital)
+    assert result.code == 2
+    assert f"capital {capital!r} has more than 2 decimals" in result.err
+    assert instance_rows(dirs.data) == []
+
+
+def test_capital_is_stored_exactly_as_given(capsys, dirs):
+    ok(capsys, dirs, "add", "NVDA", "buyer", "10.55")
+    ok(capsys, dirs, "add", "NVDA", "buyer", "1,000.550")  # trailing zeros change nothing
+    assert [r["initial_capital"] for r in instance_rows(dirs.data)] == [10.55, 1000.55]
+
+
+def test_a_mistyped_command_gets_a_suggestion(capsys):
+    result = run(capsys, None, "lst")
+    assert result.code == 2
+    assert "invalid choice: 'lst'; did you mean 'list'?" in result.err
+    assert "did you mean 'sim'?" in run(capsys, None, "--feed", "simm", "list").err
+    assert "did you mean" not in run(capsys, None, "frobnicate").err
+
+
+def _arguments(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for _, sub_action in _arguments(sub):
+                    yield name, sub_action
+        else:
+            yield parser.prog, action
+
+
+def test_every_argument_and_option_has_help_and_global_options_are_listed_once(capsys):
+    parser = cli.build_parser()
+    global_options = {
+        "--data-dir",
+        "--algorithm-dir",
+        "--feed",
+        "--stream-url",
+        "--history-url",
+        "--verbose",
+    }
+    for where, action in _arguments(parser):
+        is_global = bool(global_options & set(action.option_strings))
+        if is_global and where != parser.prog:
+            assert action.help == argparse.SUPPRESS, (where, action.option_strings)
+        else:
+            assert action.help and action.help != argparse.SUPPRESS, (where, action.dest)
+    top = run(capsys, None, "--help").out.split("\noptions:")[1]  # below the usage line
+    assert all(top.count(option) == 1 for option in global_options), top
+    for command in cli.COMMANDS:
+        text = run(capsys, None, command, "--help").out
+        assert not any(option in text for option in global_options), (command, text)
+        assert "Global options" in text
+    # ... and still work after the command.
+    assert run(capsys, None, "list", "--data-dir", "/nonexistent/typo").code == 2

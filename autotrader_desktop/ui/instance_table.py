@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.module_cache import Drift
-from autotrader_desktop.queries import InstanceRow
+from autotrader_desktop.queries import InstanceRow, short_code_version
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.wording import counted
 
@@ -95,7 +95,7 @@ DRIFT_BADGES = {Drift.EDITED: "⚠ edited", Drift.DELETED: "⚠ deleted"}
 
 
 def short_version(code_version: str | None) -> str:
-    return code_version[:8] if code_version else "—"
+    return short_code_version(code_version) or "—"
 
 
 def local_time(when: datetime | None) -> str:

@@ -189,12 +189,18 @@ class SettingsDialog(QDialog):
         self.algorithm_dir.setText(current.algorithm_dir or "")
         self.key_status.setText("Reading the OS keyring …")
         self._background.submit(
-            credentials.load, on_done=self._credentials_loaded, on_error=self._keyring_failed
+            _read_keyring, on_done=self._credentials_loaded, on_error=self._keyring_failed
         )
         self._feed_changed()
 
-    def _credentials_loaded(self, found: credentials.Credentials | None) -> None:
-        if found is None:
+    def _credentials_loaded(self, read: tuple[credentials.Credentials | None, bool]) -> None:
+        found, keyring_available = read
+        if found is None and not keyring_available:
+            self.key_status.setText(
+                "No OS keyring is available here, so an API key cannot be stored: set "
+                f"{credentials.KEY_ENV} and {credentials.SECRET_ENV} in the environment."
+            )
+        elif found is None:
             self.key_status.setText("No API key stored. Needed for the Alpaca feeds.")
         else:
             self._stored_key_id = found.key_id
@@ -279,3 +285,9 @@ class SettingsDialog(QDialog):
     def _fail(self, message: str) -> None:
         self.error.setText(message)
         self.error.show()
+
+
+def _read_keyring() -> tuple[credentials.Credentials | None, bool]:
+    """The stored key, and whether there is an OS keyring at all (off the GUI thread:
+    finding the keyring may ask D-Bus)."""
+    return credentials.load(), credentials.keyring_available()

@@ -166,3 +166,30 @@ def test_hung_algorithm_fails_alone_and_cycle_exits(folders, where, source):
     )
     assert outcome == "failed" and "time limit" in reason
     check_accounts(data_dir)
+
+
+ROUTINE_LINES = ("Running job", "executed successfully", "HTTP response sent", "connection open")
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_routine_library_lines_only_with_verbose(folders, tmp_path, verbose):
+    data_dir, algorithm_dir = folders
+    add(data_dir, algorithm_dir, "NVDA", "buyer", "10000")
+    log = tmp_path / "headless.log"
+    process = popen_python(
+        ["-m", "autotrader_desktop", *(["-v"] if verbose else []), "headless", "--every", "0.3"],
+        subprocess_env(data_dir, algorithm_dir),
+        log,
+    )
+    try:
+        wait_for_runs(process, data_dir, 1, 2, log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()
+    finally:
+        kill(process)
+    text = log.read_text()
+    assert_clean_log(text)
+    assert "cycle " in text  # the engine's own line per cycle stays
+    assert "engine restarted" not in text  # nothing was retried
+    for line in ROUTINE_LINES:
+        assert (line in text) == verbose, (line, text)

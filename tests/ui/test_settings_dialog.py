@@ -92,3 +92,16 @@ def test_an_environment_override_is_pointed_out(qtbot, monkeypatch, keyring, win
     notes = [label.text() for label in dialog.findChildren(type(dialog.error))]
     assert any("AUTOTRADER_COMMISSION" in text for text in notes)
     dialog.reject()
+
+
+@pytest.mark.parametrize("available", [False, True], ids=["no keyring", "keyring"])
+def test_the_dialog_says_when_there_is_no_os_keyring(
+    qtbot, monkeypatch, keyring, window, available
+):
+    monkeypatch.setattr(credentials, "keyring_available", lambda: available)
+    dialog = opened(qtbot, window)
+    status = dialog.key_status.text()
+    assert ("No OS keyring is available" in status) == (not available), status
+    assert ("APCA_API_KEY_ID" in status) == (not available), status
+    assert (status == "No API key stored. Needed for the Alpaca feeds.") == available
+    dialog.reject()

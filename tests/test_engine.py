@@ -1,0 +1,75 @@
+"""The engine's log lines a user reads: the closed market said once, no news on a start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from tests.helpers import add_instance, returning, write_algorithm
+
+HOLD = returning("'hold', 0")
+
+SATURDAY = datetime(2024, 3, 16, 12, 0, 2, tzinfo=UTC)
+MONDAY_OPEN = datetime(2024, 3, 18, 13, 31, 2, tzinfo=UTC)  # 09:31 in New York (EDT)
+MONDAY_CLOSED = datetime(2024, 3, 18, 20, 1, 2, tzinfo=UTC)
+
+
+def closed_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("market closed")]
+
+
+def scheduled_cycle(engine) -> None:
+    """What the minute schedule calls."""
+    asyncio.run(engine._scheduled_cycle(every=None))
+
+
+def test_a_closed_market_is_said_once_per_closed_period(make_engine, clock, algo_dir, caplog):
+    write_algorithm(algo_dir, "hold", HOLD)
+    engine = make_engine(market_hours_gating=True)
+    instance = add_instance(engine, "NVDA", "hold")
+    caplog.set_level(logging.INFO, logger="autotrader_desktop")
+
+    for minute in range(3):
+        clock.set(SATURDAY.replace(minute=minute))
+        scheduled_cycle(engine)
+    assert closed_lines(caplog) == ["market closed; next open Mon 18 Mar 13:30 UTC"]
+    assert instance.runs.count() == 0
+
+    clock.set(MONDAY_OPEN)
+    scheduled_cycle(engine)
+    assert instance.runs.count() == 1
+
+    clock.set(MONDAY_CLOSED)
+    scheduled_cycle(engine)
+    scheduled_cycle(engine)
+    assert closed_lines(caplog) == [
+        "market closed; next open Mon 18 Mar 13:30 UTC",
+        "market closed; next open Tue 19 Mar 13:30 UTC",
+    ]
+
+
+def test_without_gating_nothing_is_said(make_engine, clock, caplog):
+    engine = make_engine(market_hours_gating=False)
+    caplog.set_level(logging.INFO, logger="autotrader_desktop")
+    clock.set(SATURDAY)
+    scheduled_cycle(engine)
+    assert closed_lines(caplog) == []
+
+
+def test_a_start_with_nothing_to_retry_says_nothing_of_a_restart(make_engine, caplog):
+    caplog.set_level(logging.INFO, logger="autotrader_desktop")
+    engine = make_engine()  # opened: a start is a restart for the snapshot rule
+    assert engine.restart() == 0
+    assert not [r for r in caplog.records if "restarted" in r.getMessage()]
+
+
+def test_a_restart_that_retries_failed_instances_says_so(engine, algo_dir, caplog):
+    write_algorithm(algo_dir, "hold", HOLD)
+    instance = add_instance(engine, "NVDA", "hold")
+    type(instance).update(status="failed", error="boom").execute()
+    caplog.set_level(logging.INFO, logger="autotrader_desktop")
+    assert engine.restart() == 1
+    assert [r.getMessage() for r in caplog.records if "restarted" in r.getMessage()] == [
+        "engine restarted: module cache cleared, 1 failed instance(s) retried"
+    ]

@@ -14,7 +14,8 @@ SYSTEM_DEPS := PYTHON=$(PYTHON) sh tools/system-deps.sh
 APP := dist/autotrader-desktop/autotrader-desktop
 # What the bundle is built from: `make smoke` rebuilds it when one of these is newer.
 APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py \
-	autotrader_desktop/*/*.py algorithm/*.py resources/* resources/icons/* tools/*.py)
+	autotrader_desktop/*/*.py algorithm/*.py resources/* resources/icons/* tools/*.py \
+	tools/pyinstaller_hooks/*.py)
 
 .PHONY: run test lint bench clean package smoke install-desktop icons
 

@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGE_STAMP := $(VENV)/.installed-package
 SYSTEM_DEPS := PYTHON=$(PYTHON) sh tools/system-deps.sh
+# `make run` checks the window's packages too before setting up .venv (minutes, the first
+# time), so a missing one is said at once.
+FIRST_DEPS := $(if $(filter run,$(MAKECMDGOALS)),run,test)
 APP := dist/autotrader-desktop/autotrader-desktop
 # What the bundle is built from: `make smoke` rebuilds it when one of these is newer.
 APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py \
@@ -20,7 +23,7 @@ APP_SOURCES := build_app.spec pyproject.toml $(wildcard autotrader_desktop/*.py 
 .PHONY: run test lint bench clean package smoke install-desktop icons
 
 $(STAMP): pyproject.toml
-	@$(SYSTEM_DEPS) test
+	@$(SYSTEM_DEPS) $(FIRST_DEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from autotrader_desktop import __version__, cli, database
+from autotrader_desktop.database import DB_FILENAME
 from tests.helpers import (
     REPO,
     VENV_BIN,
@@ -683,6 +684,12 @@ def test_an_empty_directory_is_not_taken_for_a_data_dir(capsys, tmp_path):
     assert result.code == 2
     assert "it holds no AutoTrader Desktop database" in result.err
     assert list(empty.iterdir()) == []
+
+
+def test_cycle_starts_a_data_dir(capsys, tmp_path, dirs):
+    new = Dirs(tmp_path / "new" / "data", dirs.algorithms)
+    assert "no running instances" in ok(capsys, new, "cycle").out
+    assert (new.data / DB_FILENAME).is_file()
 
 
 def test_add_starts_a_data_dir_but_a_failed_add_leaves_none(capsys, tmp_path, dirs):

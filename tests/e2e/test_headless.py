@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from autotrader_desktop import cli
+from autotrader_desktop.database import DB_FILENAME
 from tests.helpers import (
     check_accounts,
     instance_rows,
@@ -193,3 +194,25 @@ def test_routine_library_lines_only_with_verbose(folders, tmp_path, verbose):
     assert "engine restarted" not in text  # nothing was retried
     for line in ROUTINE_LINES:
         assert (line in text) == verbose, (line, text)
+
+
+def test_headless_starts_a_new_data_directory(tmp_path):
+    data_dir, algorithm_dir = tmp_path / "new" / "data", tmp_path / "algorithm"
+    algorithm_dir.mkdir()
+    log = tmp_path / "headless.log"
+    process = popen_python(
+        ["-m", "autotrader_desktop", "headless", "--every", "0.3"],
+        subprocess_env(data_dir, algorithm_dir),
+        log,
+    )
+    try:
+        wait_until(
+            lambda: process.poll() is not None or "headless engine running" in log.read_text(),
+            message="the headless engine to start",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()
+    finally:
+        kill(process)
+    assert_clean_log(log.read_text())
+    assert (data_dir / DB_FILENAME).is_file()

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from autotrader_desktop.database import DB_FILENAME
 from autotrader_desktop.ui import app
 from autotrader_desktop.ui.errors import ErrorReporter
 from autotrader_desktop.ui.main_window import MainWindow
@@ -42,6 +43,23 @@ def test_the_app_starts_shows_the_window_and_quits_cleanly(tmp_path):
     assert "engine stopped, window closed" in result.stderr
     for problem in ("Traceback", "Event loop stopped before Future completed", "Fatal Python"):
         assert problem not in result.stderr
+
+
+@pytest.mark.slow
+def test_the_window_starts_a_new_data_directory_but_a_failed_start_leaves_none(tmp_path):
+    data, algorithms = tmp_path / "new" / "data", tmp_path / "algorithm"
+    env = subprocess_env(data, algorithms, AUTOTRADER_SMOKE="1")
+
+    failed = run_cli_subprocess([], env, timeout=120)  # the algorithm folder is missing
+    assert failed.returncode == 2, failed.stderr
+    assert "the algorithm folder" in failed.stderr and "Traceback" not in failed.stderr
+    assert not (tmp_path / "new").exists()
+
+    algorithms.mkdir()
+    started = run_cli_subprocess([], env, timeout=120)
+    assert started.returncode == 0, started.stderr
+    assert "smoke: window shown (True), engine started" in started.stdout
+    assert (data / DB_FILENAME).is_file()
 
 
 def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(

@@ -38,6 +38,8 @@ from autotrader_desktop.settings import Settings
 from autotrader_desktop.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
+# Lines a user does not need by default (logging_config holds this logger back).
+routine_log = logging.getLogger(f"{__name__}.routine")
 
 CYCLE_SECOND = 2
 MISFIRE_GRACE_S = 30
@@ -148,10 +150,10 @@ class Engine:
         with self._cycle_lock:
             self.orchestrator.restart()
             retried = self.service.retry_failed()
-        if retried:  # a start or restart with nothing to retry is not news
-            log.info(
-                "engine restarted: module cache cleared, %d failed instance(s) retried", retried
-            )
+        # A start or restart with nothing to retry is not news: shown only with -v.
+        (log if retried else routine_log).info(
+            "engine restarted: module cache cleared, %d failed instance(s) retried", retried
+        )
         return retried
 
     @property

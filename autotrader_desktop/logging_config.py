@@ -18,6 +18,8 @@ ROUTINE = {
     # The embedded simulator's websockets server: "server listening", "connection open",
     # "HTTP response sent (200 OK)" for every history request.
     "autotrader_desktop.feed.simulator": logging.WARNING,
+    # The engine's "engine restarted ... 0 failed instance(s) retried" on every start.
+    "autotrader_desktop.engine.routine": logging.WARNING,
 }
 
 

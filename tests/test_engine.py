@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from autotrader_desktop import logging_config
 from tests.helpers import add_instance, returning, write_algorithm
 
 HOLD = returning("'hold', 0")
@@ -57,11 +58,21 @@ def test_without_gating_nothing_is_said(make_engine, clock, caplog):
     assert closed_lines(caplog) == []
 
 
-def test_a_start_with_nothing_to_retry_says_nothing_of_a_restart(make_engine, caplog):
+def restart_lines(caplog) -> list[tuple[str, str]]:
+    return [(r.name, r.getMessage()) for r in caplog.records if "restarted" in r.getMessage()]
+
+
+def test_a_start_with_nothing_to_retry_is_routine(make_engine, caplog):
+    """Logged where logging_config holds it back unless -v (tests/e2e/test_headless.py)."""
     caplog.set_level(logging.INFO, logger="autotrader_desktop")
     engine = make_engine()  # opened: a start is a restart for the snapshot rule
     assert engine.restart() == 0
-    assert not [r for r in caplog.records if "restarted" in r.getMessage()]
+    routine = (
+        "autotrader_desktop.engine.routine",
+        "engine restarted: module cache cleared, 0 failed instance(s) retried",
+    )
+    assert restart_lines(caplog) == [routine, routine]
+    assert "autotrader_desktop.engine.routine" in logging_config.ROUTINE
 
 
 def test_a_restart_that_retries_failed_instances_says_so(engine, algo_dir, caplog):
@@ -70,6 +81,9 @@ def test_a_restart_that_retries_failed_instances_says_so(engine, algo_dir, caplo
     type(instance).update(status="failed", error="boom").execute()
     caplog.set_level(logging.INFO, logger="autotrader_desktop")
     assert engine.restart() == 1
-    assert [r.getMessage() for r in caplog.records if "restarted" in r.getMessage()] == [
-        "engine restarted: module cache cleared, 1 failed instance(s) retried"
+    assert restart_lines(caplog) == [
+        (
+            "autotrader_desktop.engine",
+            "engine restarted: module cache cleared, 1 failed instance(s) retried",
+        )
     ]

@@ -7,13 +7,15 @@ written together: a crash at any moment leaves either all of it or none of it. T
 row is unique per (instance, scheduled time), and a run whose row already exists is not
 recorded again, so no run is ever executed twice, whichever process got there first.
 
-This is the hot path of a cycle (1,000 instances a minute), hence plain SQL on the peewee
-connection rather than model queries.
+Recording is three steps: `read` what the batch needs (each instance's holding, which runs
+are already journaled), `decide` what becomes of each run (a pure function: outcome, fill,
+holding after), `write` it all. This is the hot path of a cycle (1,000 instances a
+minute), hence plain SQL on the peewee connection rather than model queries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,7 +23,7 @@ from autotrader_desktop import accounting
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus, Outcome
-from autotrader_desktop.paper_broker import Fill, PaperBroker
+from autotrader_desktop.paper_broker import Fill, PaperBroker, Rejection
 
 _ts = UtcDateTimeField().db_value
 
@@ -50,6 +52,27 @@ class RecordedRun:
     fill: Fill | None
 
 
+@dataclass(frozen=True)
+class Holding:
+    """An instance's sub-account as the journal sees it."""
+
+    cash: float
+    shares: int
+    status: InstanceStatus
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one run writes: its journal row, its trade if any, the instance's new holding."""
+
+    run: RunResult
+    outcome: Outcome
+    reason: str | None
+    fill: Fill | None
+    price: float | None  # the symbol's last price when the run was recorded
+    holding: Holding  # after the fill
+
+
 def record(
     results: Sequence[RunResult],
     broker: PaperBroker,
@@ -59,97 +82,130 @@ def record(
     """Execute and journal a batch of finished runs; returns what happened to each."""
     if not results:
         return []
-    recorded: list[RecordedRun] = []
     with write_transaction():
-        conn = db.connection()
-        ids = [r.instance_id for r in results]
-        marks = ",".join("?" * len(ids))
-        accounts = {
-            row[0]: row[1:]
-            for row in conn.execute(
-                f"SELECT id, cash, shares, status FROM algorithm_instances WHERE id IN ({marks})",
-                ids,
-            )
-        }
-        done = {
-            (row[0], row[1])
-            for row in conn.execute(
-                f"SELECT instance_id, scheduled_at FROM runs WHERE instance_id IN ({marks})"
-                " AND scheduled_at IN (" + ",".join("?" * len(results)) + ")",
-                [*ids, *(_ts(r.scheduled_at) for r in results)],
-            )
-        }
-        runs, updates, failures, output = [], [], [], []
-        filled_at = now()  # one fill time per batch: batches span <= 50 ms
-        stamps: dict[datetime, str] = {}
-        for r in results:
-            if r.scheduled_at not in stamps:
-                stamps[r.scheduled_at] = _ts(r.scheduled_at)
-            scheduled = stamps[r.scheduled_at]
-            if r.instance_id not in accounts or (r.instance_id, scheduled) in done:
-                continue  # deleted meanwhile, or this run was already recorded
-            cash, shares, status = accounts[r.instance_id]
-            fill, reason, price, trade_id = None, None, price_of(r.symbol), None
-            if r.error is not None:
-                outcome, reason = Outcome.FAILED, r.error
-                failures.append((InstanceStatus.FAILED, r.error, r.instance_id))
-            elif status != InstanceStatus.RUNNING:
-                outcome, reason = Outcome.REJECTED, f"instance was {status} while it ran"
-            elif r.decision is not None and r.decision.is_order:
-                result = broker.execute(r.decision, cash, shares, r.symbol, price)
-                if isinstance(result, Fill):
-                    fill, outcome = result, Outcome.EXECUTED
-                    trade_id = accounting.book_trade(r.instance_id, fill, filled_at)
-                    cash, shares = fill.cash_after, fill.shares_after
-                    accounts[r.instance_id] = (cash, shares, status)
-                else:
-                    outcome, reason = Outcome.REJECTED, result.reason
-            else:
-                outcome = Outcome.HOLD
-            decision = str(r.decision) if r.decision is not None else None
-            runs.append(
-                (
-                    r.instance_id,
-                    scheduled,
-                    _ts(r.started_at),
-                    r.duration_ms,
-                    r.code_version,
-                    decision,
-                    outcome,
-                    reason,
-                    r.traceback,
-                    fill.price if fill else None,
-                    trade_id,
-                )
-            )
-            updates.append(
-                (
-                    r.code_version,
-                    price,
-                    scheduled,
-                    decision or outcome,
-                    r.instance_id,
-                )
-            )
-            output.extend((r.instance_id, _ts(t), stream, text) for t, stream, text in r.output)
-            recorded.append(RecordedRun(r.instance_id, outcome, reason, fill))
-        conn.executemany(
-            "INSERT INTO runs (instance_id, scheduled_at, started_at, duration_ms, code_version,"
-            " decision, outcome, reason, traceback, fill_price, transaction_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            runs,
+        holdings, journaled = read(results)
+        prices = {symbol: price_of(symbol) for symbol in {r.symbol for r in results}}
+        entries = decide(results, holdings, journaled, prices, broker)
+        write(entries, now())
+    return [RecordedRun(e.run.instance_id, e.outcome, e.reason, e.fill) for e in entries]
+
+
+def read(results: Sequence[RunResult]) -> tuple[dict[int, Holding], set[tuple[int, datetime]]]:
+    """The holding of each instance in `results` (deleted ones are missing), and which of
+    the (instance, scheduled time) runs are journaled already."""
+    conn = db.connection()
+    ids = [r.instance_id for r in results]
+    marks = ",".join("?" * len(ids))
+    holdings = {
+        instance_id: Holding(cash, shares, InstanceStatus(status))
+        for instance_id, cash, shares, status in conn.execute(
+            f"SELECT id, cash, shares, status FROM algorithm_instances WHERE id IN ({marks})", ids
         )
-        conn.executemany(
-            "UPDATE algorithm_instances SET code_version = COALESCE(?, code_version),"
-            " last_price = COALESCE(?, last_price),"
-            " last_run_at = ?, last_decision = ? WHERE id = ?",
-            updates,
+    }
+    scheduled = {_ts(r.scheduled_at) for r in results}
+    journaled = {
+        (instance_id, datetime.fromisoformat(when))
+        for instance_id, when in conn.execute(
+            f"SELECT instance_id, scheduled_at FROM runs WHERE instance_id IN ({marks})"
+            f" AND scheduled_at IN ({','.join('?' * len(scheduled))})",
+            [*ids, *scheduled],
         )
-        conn.executemany(
-            "UPDATE algorithm_instances SET status = ?, error = ? WHERE id = ?", failures
+    }
+    return holdings, journaled
+
+
+def decide(
+    results: Sequence[RunResult],
+    holdings: Mapping[int, Holding],
+    journaled: set[tuple[int, datetime]],
+    prices: Mapping[str, float | None],
+    broker: PaperBroker,
+) -> list[Entry]:
+    """What becomes of each run, in order (pure). A run of a deleted instance, or one that
+    is journaled already, is left out; a fill changes the holding later runs see."""
+    holdings = dict(holdings)
+    entries = []
+    for run in results:
+        holding = holdings.get(run.instance_id)
+        if holding is None or (run.instance_id, run.scheduled_at) in journaled:
+            continue
+        price = prices.get(run.symbol)
+        outcome, reason, fill = _outcome(run, holding, price, broker)
+        if fill is not None:
+            holding = Holding(fill.cash_after, fill.shares_after, holding.status)
+            holdings[run.instance_id] = holding
+        entries.append(Entry(run, outcome, reason, fill, price, holding))
+    return entries
+
+
+def _outcome(
+    run: RunResult, holding: Holding, price: float | None, broker: PaperBroker
+) -> tuple[Outcome, str | None, Fill | None]:
+    if run.error is not None:
+        return Outcome.FAILED, run.error, None
+    if holding.status != InstanceStatus.RUNNING:
+        return Outcome.REJECTED, f"instance was {holding.status} while it ran", None
+    if run.decision is None or not run.decision.is_order:
+        return Outcome.HOLD, None, None
+    result = broker.execute(run.decision, holding.cash, holding.shares, run.symbol, price)
+    if isinstance(result, Rejection):
+        return Outcome.REJECTED, result.reason, None
+    return Outcome.EXECUTED, None, result
+
+
+def write(entries: Sequence[Entry], filled_at: datetime) -> None:
+    """Write the trades, journal rows, instance updates and output of `entries` (inside
+    the caller's write transaction). All fills of a batch share one time: a batch spans
+    <= 50 ms."""
+    conn = db.connection()
+    runs, updates, failures, output = [], [], [], []
+    for e in entries:
+        r, fill = e.run, e.fill
+        trade_id = None
+        if fill is not None:
+            trade_id = accounting.book_trade(r.instance_id, fill, filled_at)
+        scheduled = _ts(r.scheduled_at)
+        decision = str(r.decision) if r.decision is not None else None
+        runs.append(
+            (
+                r.instance_id,
+                scheduled,
+                _ts(r.started_at),
+                r.duration_ms,
+                r.code_version,
+                decision,
+                e.outcome,
+                e.reason,
+                r.traceback,
+                fill.price if fill else None,
+                trade_id,
+            )
         )
-        conn.executemany(
-            "INSERT INTO output_lines (instance_id, timestamp, stream, text) VALUES (?, ?, ?, ?)",
-            output,
+        updates.append(
+            (
+                r.code_version,
+                e.price,
+                scheduled,
+                decision or e.outcome,
+                r.instance_id,
+            )
         )
-    return recorded
+        if e.outcome == Outcome.FAILED:
+            failures.append((InstanceStatus.FAILED, r.error, r.instance_id))
+        output.extend((r.instance_id, _ts(t), stream, text) for t, stream, text in r.output)
+    conn.executemany(
+        "INSERT INTO runs (instance_id, scheduled_at, started_at, duration_ms, code_version,"
+        " decision, outcome, reason, traceback, fill_price, transaction_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        runs,
+    )
+    conn.executemany(
+        "UPDATE algorithm_instances SET code_version = COALESCE(?, code_version),"
+        " last_price = COALESCE(?, last_price), last_run_at = ?, last_decision = ? WHERE id = ?",
+        updates,
+    )
+    conn.executemany("UPDATE algorithm_instances SET status = ?, error = ? WHERE id = ?", failures)
+    conn.executemany(
+        "INSERT INTO output_lines (instance_id, timestamp, stream, text) VALUES (?, ?, ?, ?)",
+        output,
+    )

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from autotrader_desktop.engine_lock import EngineLock
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.module_cache import Drift, ModuleCache
-from autotrader_desktop.orchestrator import CycleReport, Orchestrator
+from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
 from autotrader_desktop.paper_broker import PaperBroker
 from autotrader_desktop.service import Service
@@ -85,11 +84,14 @@ class Engine:
             settings.run_time_limit,
         )
         self.scheduler: AsyncIOScheduler | None = None
-        self.on_cycle: list[Callable[[CycleReport], None]] = []
         self._subscribed: Counter[str] = Counter()
         self._cycle_lock = threading.Lock()
         # Whether the closed market was already reported: once per closed period.
         self._closed_reported = False
+
+    @property
+    def events(self) -> CycleEvents:
+        return self.orchestrator.events
 
     @property
     def cache(self) -> ModuleCache:
@@ -237,8 +239,7 @@ class Engine:
         log.info(
             "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.summary, report.duration_s
         )
-        for listener in self.on_cycle:
-            listener(report)
+        self.events.cycle_finished.emit(report)
         return report
 
     def sync_subscriptions(self) -> None:

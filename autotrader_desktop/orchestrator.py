@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,8 @@ from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Run
 from autotrader_desktop.decision import validate
 from autotrader_desktop.enums import InstanceStatus, Outcome
-from autotrader_desktop.journal import RecordedRun, RunResult
+from autotrader_desktop.events import event
+from autotrader_desktop.journal import RunResult
 from autotrader_desktop.module_cache import ModuleCache
 from autotrader_desktop.output_capture import OutputCapture
 from autotrader_desktop.service import Service
@@ -63,6 +63,13 @@ class CycleReport:
     def summary(self) -> str:
         """How many runs had each outcome, e.g. "3 executed, 997 hold" ("" for none)."""
         return ", ".join(f"{n} {outcome.label}" for outcome, n in sorted(self.outcomes.items()))
+
+
+class CycleEvents:
+    """What cycles announce, on the cycle thread (the rules: autotrader_desktop/events.py)."""
+
+    runs_recorded = event(list)  # list[RecordedRun]: one batch, once it is journaled
+    cycle_finished = event(CycleReport)
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
@@ -129,7 +136,7 @@ class Orchestrator:
         self.time_limit = time_limit
         # instance id -> its Algorithm object, kept from its first run until restart
         self.algorithms: dict[int, object] = {}
-        self.on_recorded: list[Callable[[list[RecordedRun]], None]] = []
+        self.events = CycleEvents()
 
     def restart(self) -> None:
         """Forget modules and Algorithm objects: the next runs load current files."""
@@ -222,8 +229,7 @@ class Orchestrator:
             recorded = self.service.record_runs(batch, price_of)
             for outcome in recorded:
                 report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
-            for listener in self.on_recorded:
-                listener(recorded)
+            self.events.runs_recorded.emit(recorded)
         report.duration_s = time.perf_counter() - start
         return report
 

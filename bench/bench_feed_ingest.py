@@ -123,7 +123,7 @@ async def ingest_run(url: str) -> tuple[float, int]:
     clock = FakeClock(datetime.fromtimestamp(START_NS // 10**9, UTC))
     market = MarketData(clock, Settings(feed=Feed.ALPACA_IEX, stream_url=url, history_url=url))
     done = asyncio.Event()
-    market.on_data.append(lambda: market.data_age(END) is not None and done.set())
+    market.events.data_arrived.connect(lambda: market.data_age(END) is not None and done.set())
     start = time.perf_counter()
     await market.start()
     await done.wait()

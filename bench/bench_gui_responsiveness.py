@@ -334,9 +334,9 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
 
         window = await shown_window(engine)
         frames = itertools.count()
-        engine.market_data.on_data.append(lambda: next(frames))  # once per frame
+        engine.market_data.events.data_arrived.connect(lambda: next(frames))  # once per frame
         engine_cycles: list[float] = []
-        engine.on_cycle.append(lambda report: engine_cycles.append(report.duration_s))
+        engine.events.cycle_finished.connect(lambda report: engine_cycles.append(report.duration_s))
         await until(lambda: window.table.model.rowCount() == INSTANCES, "the table")
         await until(lambda: window.table.selected() is not None, "a selection")
         selected = window.table.selected().symbol

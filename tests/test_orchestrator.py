@@ -178,7 +178,7 @@ def test_time_limit_fails_a_hung_run_without_delaying_others(make_engine, algo_d
     hung = add_instance(engine, "NVDA", "hang")
     goods = [add_instance(engine, "NVDA", "good") for _ in range(3)]
     batches = []
-    engine.orchestrator.on_recorded.append(lambda recorded: batches.append(recorded))
+    engine.events.runs_recorded.connect(lambda recorded: batches.append(recorded))
     try:
         report = cycle(engine)
         assert report.outcomes == {"executed": 3, "failed": 1}

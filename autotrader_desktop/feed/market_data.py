@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any
 
@@ -31,6 +31,7 @@ from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db
 from autotrader_desktop.enums import Feed
+from autotrader_desktop.events import event
 from autotrader_desktop.feed import market_hours
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
 from autotrader_desktop.feed.client import (
@@ -68,6 +69,17 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class MarketEvents:
+    """What market data announces, on the event loop that started it (the rules:
+    autotrader_desktop/events.py)."""
+
+    status_changed = event(FeedStatus)
+    # After each frame with trades or bars: prices and in-progress bars moved.
+    data_arrived = event()
+    # A completed or corrected bar, once it is stored (listeners can query it).
+    bar_stored = event(MinuteBar)
 
 
 class MarketData:
@@ -108,12 +120,7 @@ class MarketData:
         self._streaming: set[asyncio.Task] = set()  # of which: the client and the flusher
         self._was_connected = False
         self.status = FeedStatus(OFF)
-        # Listeners, called on the event loop: feed status changes; after each frame with
-        # trades or bars (prices and in-progress bars moved: read what you show); completed
-        # and corrected bars once they are stored.
-        self.on_status: list[Callable[[FeedStatus], None]] = []
-        self.on_data: list[Callable[[], None]] = []
-        self.on_bar: list[Callable[[MinuteBar], None]] = []
+        self.events = MarketEvents()
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -360,11 +367,7 @@ class MarketData:
             if self._was_connected and self._last_data_at is not None:
                 self._spawn(self._backfill_gap(self._last_data_at))
             self._was_connected = True
-        for listener in self.on_status:
-            try:
-                listener(status)
-            except Exception:
-                log.exception("market data status listener failed")
+        self.events.status_changed.emit(status)
 
     def _on_frame(self, frame: Frame) -> None:
         now = self._clock.now().timestamp()
@@ -373,11 +376,7 @@ class MarketData:
         if frame.trades:
             self._aggregator.add_trades(frame.trades)
         self._last_data_at = now
-        for listener in self.on_data:
-            try:
-                listener()
-            except Exception:
-                log.exception("market data listener failed")
+        self.events.data_arrived.emit()
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -390,7 +389,7 @@ class MarketData:
         self._aggregator.close_minutes(self._clock.now().timestamp())
         rows, merges = self._aggregator.take_pending()
         future = self._writer.submit(rows, merges)
-        if rows and self.on_bar:
+        if rows and len(self.events.bar_stored):
             # Listeners hear of completed bars once they are stored, so they can query them.
             loop = asyncio.get_running_loop()
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._notify_stored, rows))
@@ -398,11 +397,7 @@ class MarketData:
 
     def _notify_stored(self, rows: list[MinuteBar]) -> None:
         for row in rows:
-            for listener in self.on_bar:
-                try:
-                    listener(row)
-                except Exception:
-                    log.exception("market data bar listener failed")
+            self.events.bar_stored.emit(row)
 
     async def flush(self) -> None:
         """Hand everything aggregated so far to the database and wait until it is stored."""

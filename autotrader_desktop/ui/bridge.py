@@ -1,4 +1,4 @@
-"""Core callbacks, which arrive on the engine's cycle thread, as queued Qt signals."""
+"""The one bridge from core events (emitted on the cycle thread) to queued Qt signals."""
 
 from __future__ import annotations
 
@@ -23,16 +23,14 @@ class EngineBridge(QObject):
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._engine = engine
-        engine.on_cycle.append(self._on_cycle)
-        engine.orchestrator.on_recorded.append(self._on_recorded)
+        self._events = engine.events
+        self._events.cycle_finished.connect(self._on_cycle)
+        self._events.runs_recorded.connect(self._on_recorded)
 
     def detach(self) -> None:
         """Stop listening (the window is closing; a cycle may still be finishing)."""
-        with contextlib.suppress(ValueError):
-            self._engine.on_cycle.remove(self._on_cycle)
-        with contextlib.suppress(ValueError):
-            self._engine.orchestrator.on_recorded.remove(self._on_recorded)
+        self._events.cycle_finished.disconnect(self._on_cycle, missing_ok=True)
+        self._events.runs_recorded.disconnect(self._on_recorded, missing_ok=True)
 
     # Called on the cycle thread. RuntimeError: the Qt object is already gone (quitting).
     def _on_cycle(self, report: CycleReport) -> None:

@@ -96,10 +96,10 @@ def test_simulator_feed_end_to_end(db, clock):
     market = MarketData(clock)
     changed = Pulse()
     completed: list[MinuteBar] = []
-    market.on_status.append(changed.notify)
-    market.on_data.append(changed.notify)
-    market.on_bar.append(completed.append)
-    market.on_bar.append(changed.notify)
+    market.events.status_changed.connect(changed.notify)
+    market.events.data_arrived.connect(changed.notify)
+    market.events.bar_stored.connect(completed.append)
+    market.events.bar_stored.connect(changed.notify)
     minute = minute_of(clock)
 
     async def scenario() -> None:
@@ -159,9 +159,9 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
                 feed=Feed.ALPACA_IEX, stream_url=server.url, history_url=server.history_url
             )
             market = MarketData(clock, settings, backoff=Backoff(0.01, 0.05))
-            market.on_status.append(changed.notify)
-            market.on_data.append(changed.notify)
-            market.on_bar.append(changed.notify)
+            market.events.status_changed.connect(changed.notify)
+            market.events.data_arrived.connect(changed.notify)
+            market.events.bar_stored.connect(changed.notify)
             server.changed = changed
             market.subscribe("AAPL")  # restored before start, like the engine does
             await market.start()
@@ -243,7 +243,7 @@ def test_alpaca_auth_failure_is_reported(db, clock, monkeypatch):
             )
             market = MarketData(clock, settings)
             changed = Pulse()
-            market.on_status.append(changed.notify)
+            market.events.status_changed.connect(changed.notify)
             await market.start()
             await changed.wait_for(lambda: market.status.state == AUTH_FAILED)
             failed = await asyncio.to_thread(market.prepare, ["AAPL"])

@@ -88,7 +88,7 @@ def test_closing_the_window_ends_the_main_coroutine_on_the_qasync_loop(
     window = closed[0]
     assert not window.isVisible()
     assert engine.scheduler is None  # the schedule is gone
-    assert engine.on_cycle == []  # the window no longer listens
+    assert len(engine.events.cycle_finished) == 0  # the window no longer listens
     assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
     assert not reporter.dialog.isVisible()  # no unexpected error on the way
 

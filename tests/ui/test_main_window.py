@@ -261,12 +261,12 @@ def test_layout_persists(qtbot, engine, store, make_window):
 
 
 def test_closing_stops_updates_and_listening(qtbot, engine, window):
-    assert engine.on_cycle and engine.orchestrator.on_recorded
+    assert len(engine.events.cycle_finished) and len(engine.events.runs_recorded)
     window.close()  # asks the app to shut down; the window stays until it has
     assert window.isVisible()
     window.shutdown()
     assert not window.isVisible()
-    assert engine.on_cycle == [] and engine.orchestrator.on_recorded == []
+    assert len(engine.events.cycle_finished) == len(engine.events.runs_recorded) == 0
     assert not any(t.name.startswith("ui-background") for t in threading.enumerate())
 
 

@@ -65,6 +65,8 @@ def restart_lines(caplog) -> list[tuple[str, str]]:
 def test_a_start_with_nothing_to_retry_is_routine(make_engine, caplog):
     """Logged where logging_config holds it back unless -v (tests/e2e/test_headless.py)."""
     caplog.set_level(logging.INFO, logger="autotrader_desktop")
+    # Whatever level an earlier in-process CLI run's logging_config.configure() left it at.
+    caplog.set_level(logging.INFO, logger="autotrader_desktop.engine.routine")
     engine = make_engine()  # opened: a start is a restart for the snapshot rule
     assert engine.restart() == 0
     routine = (

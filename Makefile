@@ -36,6 +36,8 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(SYSTEM_DEPS) test
 	$(BIN)/ruff check autotrader_desktop tests bench algorithm tools
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 $(PACKAGE_STAMP): $(STAMP)

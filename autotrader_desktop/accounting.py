@@ -27,12 +27,18 @@ PriceOf = Callable[[str], float | None]
 class SubAccount(Protocol):
     """What the formulas need of an instance: a model, a read model's row, a SQL row."""
 
-    symbol: str
-    status: str
-    initial_capital: float
-    cash: float
-    shares: int
-    last_price: float | None
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def initial_capital(self) -> float: ...
+    @property
+    def cash(self) -> float: ...
+    @property
+    def shares(self) -> int: ...
+    @property
+    def last_price(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

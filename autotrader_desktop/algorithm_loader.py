@@ -20,7 +20,9 @@ import inspect
 import linecache
 import sys
 import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 API_MODULE = "autotrader_desktop.api"
 # legacy package -> {submodule name: module it stands for}
@@ -44,7 +46,13 @@ def _legacy_package(name: str) -> types.ModuleType:
     return package
 
 
-def _algorithm_import(name, globals=None, locals=None, fromlist=(), level=0):
+def _algorithm_import(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Sequence[str] = (),
+    level: int = 0,
+) -> ModuleType:
     if level == 0:
         top, _, sub = name.partition(".")
         if top in LEGACY_PACKAGES and (not sub or sub in LEGACY_PACKAGES[top]):

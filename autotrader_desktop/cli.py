@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peewee import OperationalError
 
@@ -33,6 +33,10 @@ from autotrader_desktop import (
 from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
+
+if TYPE_CHECKING:
+    from autotrader_desktop.engine import Engine
+    from autotrader_desktop.service import Service
 
 log = logging.getLogger("autotrader_desktop")
 
@@ -270,13 +274,13 @@ class Context:
         except discovery.AlgorithmFolderError as exc:
             raise UserError(str(exc)) from None
 
-    def engine(self):
+    def engine(self) -> Engine:
         from autotrader_desktop.engine import Engine
 
         self.require_algorithm_dir()
         return Engine(self.settings, self.algorithm_dir, data_dir=self.data_dir)
 
-    def service(self):
+    def service(self) -> Service:
         """The one way in, for a command: prices on request from the feed's history API."""
         from autotrader_desktop.clock import SystemClock
         from autotrader_desktop.feed.market_data import MarketData

@@ -8,8 +8,10 @@ it at once: WAL lets readers run beside a writer, writers take the lock up front
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from peewee import (
     SQL,
@@ -198,7 +200,7 @@ def open_database(data_dir: Path) -> Path:
         db.close()
     db.init(
         str(path),
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=BUSY_TIMEOUT_MS // 1000,
         pragmas={
             "journal_mode": "wal",
             "synchronous": "normal",
@@ -234,7 +236,7 @@ def migrate() -> None:
             db.execute_sql(f"PRAGMA user_version = {version}")
 
 
-def write_transaction():
+def write_transaction() -> AbstractContextManager[Any]:
     """A transaction that takes the write lock at BEGIN, so it never fails half-way on upgrade."""
     return db.atomic("IMMEDIATE")
 

@@ -47,16 +47,16 @@ def describe(exc: BaseException, filename: str) -> str:
     frame of that file in the traceback (for a failing nested import, the import line).
     No path is included, so the text stays true when the file is renamed.
     """
-    own_syntax_error = isinstance(exc, SyntaxError) and exc.filename == filename
+    syntax_error = exc if isinstance(exc, SyntaxError) and exc.filename == filename else None
     try:
-        message = (exc.msg or "") if own_syntax_error else str(exc)
+        message = (syntax_error.msg or "") if syntax_error else str(exc)
     except Exception:  # a user exception whose __str__ raises
         message = "<message could not be shown>"
     lines = message.strip().splitlines()
     text = type(exc).__name__ + (f": {lines[0].strip()}" if lines else "")
     if len(text) > MAX_REASON_CHARS:
         text = text[: MAX_REASON_CHARS - 1] + "…"
-    line = exc.lineno if own_syntax_error else _line_in(exc.__traceback__, filename)
+    line = syntax_error.lineno if syntax_error else _line_in(exc.__traceback__, filename)
     return f"{text} (line {line})" if line else text
 
 

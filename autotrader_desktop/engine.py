@@ -208,22 +208,23 @@ class Engine:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CycleReport] = loop.create_future()
 
-        def deliver(result: CycleReport | None, error: BaseException | None) -> None:
+        def deliver(outcome: CycleReport | BaseException) -> None:
             if future.done():
                 return
-            if error is not None:
-                future.set_exception(error)
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
             else:
-                future.set_result(result)
+                future.set_result(outcome)
 
         def work() -> None:
+            outcome: CycleReport | BaseException
             try:
-                outcome = (self.cycle(scheduled_at), None)
+                outcome = self.cycle(scheduled_at)
             except BaseException as exc:
-                outcome = (None, exc)
+                outcome = exc
             # RuntimeError: the loop closed while the cycle ran (quitting).
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, *outcome)
+                loop.call_soon_threadsafe(deliver, outcome)
 
         # A daemon thread, not the loop's default executor: a hung cycle never blocks exit.
         threading.Thread(target=work, name="cycle", daemon=True).start()
@@ -245,10 +246,10 @@ class Engine:
     def sync_subscriptions(self) -> None:
         """Subscribe to each running instance's symbol once per instance (reference-counted)."""
         wanted = Counter(
-            symbol
-            for (symbol,) in Instance.select(Instance.symbol)
-            .where(Instance.status == InstanceStatus.RUNNING)
-            .tuples()
+            instance.symbol
+            for instance in Instance.select(Instance.symbol).where(
+                Instance.status == InstanceStatus.RUNNING
+            )
         )
         for symbol in wanted | self._subscribed:
             for _ in range(wanted[symbol] - self._subscribed[symbol]):

@@ -66,10 +66,10 @@ def display_name(symbol: str, algorithm: str, created_at: datetime) -> str:
     """`{SYMBOL}_{algorithm}_{YYYYMMDD_HHMMSS}` in local time, suffixed _2, _3... if taken."""
     base = f"{symbol}_{algorithm}_{created_at.astimezone():%Y%m%d_%H%M%S}"
     taken = {
-        name
-        for (name,) in Instance.select(Instance.display_name)
-        .where(Instance.display_name.startswith(base))
-        .tuples()
+        instance.display_name
+        for instance in Instance.select(Instance.display_name).where(
+            Instance.display_name.startswith(base)
+        )
     }
     name, n = base, 1
     while name in taken:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from autotrader_desktop import accounting
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
@@ -158,7 +159,10 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
     the caller's write transaction). All fills of a batch share one time: a batch spans
     <= 50 ms."""
     conn = db.connection()
-    runs, updates, failures, output = [], [], [], []
+    runs: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    failures: list[tuple[Any, ...]] = []
+    output: list[tuple[Any, ...]] = []
     for e in entries:
         r, fill = e.run, e.fill
         trade_id = None

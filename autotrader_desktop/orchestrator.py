@@ -15,9 +15,11 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Run
@@ -135,7 +137,7 @@ class Orchestrator:
         self.clock = clock
         self.time_limit = time_limit
         # instance id -> its Algorithm object, kept from its first run until restart
-        self.algorithms: dict[int, object] = {}
+        self.algorithms: dict[int, Any] = {}  # user code: anything with run()
         self.events = CycleEvents()
 
     def restart(self) -> None:
@@ -153,7 +155,7 @@ class Orchestrator:
             .order_by(Instance.id)
             .tuples()
         )
-        return [InstanceToRun(*row) for row in query]
+        return [InstanceToRun(*row) for row in cast(Iterable[tuple[Any, ...]], query)]
 
     def _run_one(self, instance: InstanceToRun, scheduled_at: datetime) -> RunResult:
         """Runs on a worker thread."""

@@ -12,7 +12,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 MAX_LINE = 4000
 MAX_LINES_PER_RUN = 200
@@ -52,7 +52,7 @@ class _RoutingStream:
         if self._capture._current() is None:
             self.original.flush()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
 
 
@@ -80,9 +80,9 @@ class OutputCapture:
         (an embedding host, a test runner) gets wrapped too instead of silently winning.
         """
         if not isinstance(sys.stdout, _RoutingStream):
-            sys.stdout = _RoutingStream(sys.stdout, "stdout", self)  # type: ignore[assignment]
+            sys.stdout = _RoutingStream(sys.stdout, "stdout", self)
         if not isinstance(sys.stderr, _RoutingStream):
-            sys.stderr = _RoutingStream(sys.stderr, "stderr", self)  # type: ignore[assignment]
+            sys.stderr = _RoutingStream(sys.stderr, "stderr", self)
         root = logging.getLogger()
         if self._handler not in root.handlers:
             root.addHandler(self._handler)

@@ -207,6 +207,11 @@ class Activity:
     traceback: str | None
 
 
+def _tuples(query: Any) -> list[Any]:
+    """The rows of a `.tuples()` query (peewee's type hints call them models)."""
+    return list(query)
+
+
 def activity(instance_id: int) -> Activity | None:
     instance = Instance.get_or_none(Instance.id == instance_id)
     if instance is None:
@@ -256,9 +261,9 @@ def activity(instance_id: int) -> Activity | None:
     )
     return Activity(
         instance_id=instance_id,
-        trades=list(trades),
-        runs=list(runs),
-        output=list(reversed(list(output))),
+        trades=_tuples(trades),
+        runs=_tuples(runs),
+        output=_tuples(output)[::-1],
         error=instance.error,
         failed_at=failure[0] if failure else None,
         traceback=failure[1] if failure else None,

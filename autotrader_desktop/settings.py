@@ -112,14 +112,14 @@ def _convert(name: str, raw: Any) -> Any:
             raise SettingError(f"workers must be between 1 and 256 (got {value})")
         return value
     try:
-        value = float(raw)
+        number = float(raw)
     except (TypeError, ValueError):
         raise SettingError(f"{name} must be a number (got {raw!r})") from None
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(number) or number < 0:
         raise SettingError(f"{name} must be a finite number >= 0 (got {raw!r})")
-    if name in ("starting_balance", "run_time_limit") and value == 0:
+    if name in ("starting_balance", "run_time_limit") and number == 0:
         raise SettingError(f"{name} must be greater than 0")
-    return value
+    return number
 
 
 def load(overrides: dict[str, Any] | None = None) -> Settings:

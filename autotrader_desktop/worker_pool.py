@@ -89,6 +89,7 @@ class WorkerPool:
         self._slots.acquire()
         while (job := self._inbox.get()) is not None:
             job.started_at = time.monotonic()
+            outcome: tuple[Any, BaseException | None]
             try:
                 outcome = (job.fn(*job.args), None)
             except BaseException as exc:

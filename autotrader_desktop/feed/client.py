@@ -20,9 +20,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import process_exception
@@ -129,7 +130,7 @@ class FeedClient:
         self.backoff = backoff or Backoff()
         self.handshake_timeout = handshake_timeout
         self.healthy_after = healthy_after
-        self._connect_options = {
+        self._connect_options: dict[str, Any] = {
             "max_size": max_size,
             "ping_interval": ping_interval,
             "ping_timeout": ping_interval,
@@ -209,7 +210,10 @@ class FeedClient:
             **self._connect_options,
         )
         try:
-            async with aclosing(aiter(connector)) as sessions:
+            # connect()'s iterator is an async generator (typed as a plain iterator):
+            # aclosing ends its retry loop as soon as we stop, even when cancelled.
+            sessions_iterator = cast("AsyncGenerator[ClientConnection, None]", aiter(connector))
+            async with aclosing(sessions_iterator) as sessions:
                 async for ws in sessions:
                     reason = await self._session(ws)
                     await asyncio.sleep(self._wait_before_retry(reason))

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 # Control-message codes, as documented by Alpaca.
 ERROR_CODES = {
@@ -185,12 +185,12 @@ _MAX = 1e15
 _NUMBER_TYPES = frozenset({int, float})  # not bool, although it is an int subclass
 
 
-def is_price(value: object) -> bool:
+def is_price(value: object) -> TypeGuard[float]:
     """A JSON number > 0 and below 1e15 (NaN and infinity fail the comparison)."""
     return type(value) in _NUMBER_TYPES and 0 < value < _MAX  # type: ignore[operator]
 
 
-def is_volume(value: object) -> bool:
+def is_volume(value: object) -> TypeGuard[float]:
     """A JSON number >= 0 and below 1e15."""
     return type(value) in _NUMBER_TYPES and 0 <= value < _MAX  # type: ignore[operator]
 
@@ -200,7 +200,7 @@ def parse_bar(symbol: object, item: dict) -> MinuteBar | str:
     stamp = item.get("t")
     if type(symbol) is not str or not symbol:
         return "bar without a symbol"
-    values = [item.get(key) for key in ("o", "h", "l", "c")]
+    values: list[Any] = [item.get(key) for key in ("o", "h", "l", "c")]
     if not all(is_price(value) for value in values) or not is_volume(item.get("v")):
         return "bar with missing or non-numeric o/h/l/c/v"
     o, h, low, c = values
@@ -226,7 +226,7 @@ def _parse_trade(item: dict) -> Trade | str:
         minute, second = parse_timestamp(item.get("t"))  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return "trade with a bad timestamp"
-    return Trade(symbol, price, size, minute, second)  # type: ignore[arg-type]
+    return Trade(symbol, price, size, minute, second)
 
 
 def _notice(kind: str, item: dict) -> Notice | str:

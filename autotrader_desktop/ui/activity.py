@@ -99,7 +99,7 @@ class Presented:
 
 
 def present(activity: Activity) -> Presented:
-    trades = [
+    trades: list[tuple[str, ...]] = [
         (
             _local(when),
             kind,
@@ -110,7 +110,7 @@ def present(activity: Activity) -> Presented:
         )
         for when, kind, shares, price, commission in activity.trades
     ]
-    runs = [
+    runs: list[tuple[str, ...]] = [
         (
             _local(scheduled),
             decision or "—",
@@ -295,8 +295,8 @@ class ActivityTabs(QWidget):
         return None
 
     def _run_colour(self, outcome: str, column: int) -> QColor | None:
-        if column == 2:
-            return {Outcome.FAILED: self._theme.loss, Outcome.REJECTED: self._theme.warning}.get(
-                outcome
-            )
-        return None
+        colours: dict[str, QColor] = {
+            Outcome.FAILED: self._theme.loss,
+            Outcome.REJECTED: self._theme.warning,
+        }
+        return colours.get(outcome) if column == 2 else None

@@ -10,9 +10,10 @@ whatever fails, nothing is created, and the error is shown in the dialog.
 from __future__ import annotations
 
 from html import escape
+from typing import cast
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QShowEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -158,7 +159,9 @@ class AddDialog(QDialog):
         for file in ordered:
             label = file.name if file.available else f"{file.name}  (excluded)"
             self.algorithm.addItem(label, file.name)
-            item = self.algorithm.model().item(self.algorithm.count() - 1)
+            # A combo box's default model is a QStandardItemModel.
+            model = cast(QStandardItemModel, self.algorithm.model())
+            item = model.item(self.algorithm.count() - 1)
             item.setToolTip(str(file.path) if file.available else f"{file.path.name}: {file.error}")
             if not file.available:
                 item.setEnabled(False)

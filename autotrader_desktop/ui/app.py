@@ -51,7 +51,8 @@ def run_gui(ctx: Context) -> int:
 
     The caller has checked that the window can open here (ui.platform_check).
     """
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName(TITLE)
     app.setApplicationDisplayName(TITLE)
     app.setDesktopFileName("autotrader-desktop")

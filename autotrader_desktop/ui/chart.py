@@ -251,7 +251,11 @@ class VolumeItem(SeriesItem):
 
 def _mixed(colour: QColor, background: QColor, opacity: float) -> QColor:
     """The opaque colour of `colour` drawn at `opacity` over `background`."""
-    rgb = zip(colour.getRgb()[:3], background.getRgb()[:3], strict=True)
+    rgb = zip(
+        (colour.red(), colour.green(), colour.blue()),
+        (background.red(), background.green(), background.blue()),
+        strict=True,
+    )
     return QColor(*(round(opacity * a + (1 - opacity) * b) for a, b in rgb))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -290,15 +290,15 @@ class InstanceTableModel(QAbstractTableModel):
                 self.endRemoveRows()
         present = {row.id: position for position, row in enumerate(self._rows)}
         changed, columns = [], set()
-        new = []
+        new: list[InstanceRow] = []
         for row in rows:
-            position = present.get(row.id)
-            if position is None:
+            at = present.get(row.id)
+            if at is None:
                 new.append(row)
-            elif self._rows[position] != row:
-                columns |= changed_columns(self._rows[position], row)
-                self._rows[position] = row
-                changed.append(position)
+            elif self._rows[at] != row:
+                columns |= changed_columns(self._rows[at], row)
+                self._rows[at] = row
+                changed.append(at)
         if columns:
             self._emit_changed(changed, min(columns), max(columns))
         if new:
@@ -390,7 +390,7 @@ class InstanceFilter(QSortFilterProxyModel):
             self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        row: InstanceRow = self.sourceModel().row_at(source_row)
+        row = cast(InstanceTableModel, self.sourceModel()).row_at(source_row)
         if self._status is not None and row.status != self._status:
             return False
         if not self._text:

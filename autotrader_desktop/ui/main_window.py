@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -62,6 +62,14 @@ class ChartData:
 def read_chart_data(symbol: str, instance_id: int | None, after: int | None) -> ChartData:
     fills = queries.fills(instance_id) if instance_id is not None else None
     return ChartData(symbol, after, queries.bars(symbol, after), fills)
+
+
+def _stored_bytes(store: QSettings, key: str) -> bytes:
+    """A stored layout blob; empty when missing or not bytes (a hand-edited file)."""
+    value = store.value(key, b"")
+    if isinstance(value, QByteArray):
+        return bytes(value.data())
+    return value if isinstance(value, bytes) else b""
 
 
 class MainWindow(QMainWindow):
@@ -142,7 +150,10 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         def action(
-            text: str, shortcut: QKeySequence | str, slot: Callable[[], Any], tip: str
+            text: str,
+            shortcut: QKeySequence | QKeySequence.StandardKey | str,
+            slot: Callable[[], Any],
+            tip: str,
         ) -> QAction:
             act = QAction(text, self)
             act.setShortcut(QKeySequence(shortcut))
@@ -474,16 +485,17 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         store = self.store
-        if not self.restoreGeometry(store.value("window/geometry", b"")):
+        if not self.restoreGeometry(_stored_bytes(store, "window/geometry")):
             screen = QGuiApplication.primaryScreen().availableGeometry()
             self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
-        self.restoreState(store.value("window/state", b""))
-        if not self.splitter.restoreState(store.value("window/splitter", b"")):
+        self.restoreState(_stored_bytes(store, "window/state"))
+        if not self.splitter.restoreState(_stored_bytes(store, "window/splitter")):
             self.splitter.setSizes([self.height() // 3, self.height() * 2 // 3])
-        if not self.lower_splitter.restoreState(store.value("window/lower_splitter", b"")):
+        if not self.lower_splitter.restoreState(_stored_bytes(store, "window/lower_splitter")):
             self.lower_splitter.setSizes([self.width() * 3 // 5, self.width() * 2 // 5])
         self.table.restore_header(
-            store.value("table/header", b""), store.value("table/fitted", False, type=bool)
+            _stored_bytes(store, "table/header"),
+            bool(store.value("table/fitted", False, type=bool)),
         )
 
     def save_layout(self) -> None:

@@ -100,9 +100,9 @@ class StatusBar(QStatusBar):
 
     # --- messages (Qt's own temporary message is drawn uncut over the whole bar) ----------
 
-    def showMessage(self, text: str, timeout: int = 0) -> None:
+    def showMessage(self, text: str, timeout: int | None = 0) -> None:
         self.message.set_text(text)
-        if timeout > 0:
+        if timeout:
             self._message_timer.start(timeout)
         else:
             self._message_timer.stop()

@@ -303,7 +303,10 @@ def stress_reference(tmp_path_factory, child_script):
 
 
 def test_sigkill_at_random_moments(tmp_path, child_script, stress_reference):
-    seed = int.from_bytes(os.urandom(4), "big")
+    # A failure names its seed; CRASH_TEST_SEED=<seed> replays the same kill moments (not
+    # AUTOTRADER_*: the test environment clears those).
+    seed = int(os.environ.get("CRASH_TEST_SEED") or int.from_bytes(os.urandom(4), "big"))
+    print(f"test_sigkill_at_random_moments: seed {seed} (CRASH_TEST_SEED to replay)")
     rng = random.Random(seed)
     world = World(tmp_path, child_script, STRESS_INSTANCES)
     per_minute = 3 * STRESS_INSTANCES

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from autotrader_desktop.database import Instance
 from autotrader_desktop.module_cache import Drift
+from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.instance_table import ROW_ROLE, Column
 from autotrader_desktop.ui.main_window import MainWindow
 from tests.helpers import (
@@ -94,12 +95,12 @@ def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_w
     qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "+100.00")
     model = window.table.model
     index = model.index(model.row_of(instance.id), Column.PNL)
-    assert index.data(Qt.ItemDataRole.ForegroundRole) == window.table.model._theme.gain
+    assert index.data(Qt.ItemDataRole.ForegroundRole) == theme.current().gain
     assert cell(window, instance.id, Column.PNL_PCT) == "+1.00%"
     market.prices["NVDA"] = 90.0
     window.live.poll()
     qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "-100.00")
-    assert index.data(Qt.ItemDataRole.ForegroundRole) == window.table.model._theme.loss
+    assert index.data(Qt.ItemDataRole.ForegroundRole) == theme.current().loss
 
 
 def test_stop_names_the_position_and_sells_it(qtbot, engine, market, buyer, monkeypatch, window):
@@ -256,7 +257,10 @@ def test_layout_persists(qtbot, engine, store, make_window):
     header = again.table.view.horizontalHeader()
     assert header.visualIndex(Column.PNL) == 0
     assert header.isSectionHidden(Column.CASH)
-    assert again.table.model._sort == (Column.PNL, Qt.SortOrder.DescendingOrder)
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        Column.PNL,
+        Qt.SortOrder.DescendingOrder,
+    )
     assert again.splitter.sizes()[0] < again.splitter.sizes()[1] / 3
 
 

@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     def json_option(sub: argparse.ArgumentParser, what: str) -> None:
         sub.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
-    def instance_id(sub: argparse.ArgumentParser, what: str) -> None:
-        sub.add_argument("id", type=_instance_id, metavar="ID", help=f"{what} (see `list`)")
+    def instance_id(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("id", type=_instance_id, metavar="ID", help="the instance (see `list`)")
 
     headless = command("headless", "run the engine and feed without a window until Ctrl-C")
     headless.add_argument(
@@ -149,16 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     json_option(add, "the new instance")
     json_option(command("list", "list instances with their positions and P&L"), "the instances")
-    instance_id(command("stop", "stop an instance, selling its open position"), "the instance")
+    instance_id(command("stop", "stop an instance, selling its open position"))
     delete = command(
         "delete",
         "delete a stopped or failed instance and its history; asks first, and without a "
         "terminal to ask on, needs --yes",
     )
-    instance_id(delete, "the instance")
+    instance_id(delete)
     delete.add_argument("--yes", action="store_true", help="delete without asking")
     trades = command("trades", "an instance's transactions, newest first")
-    instance_id(trades, "the instance")
+    instance_id(trades)
     formats = trades.add_mutually_exclusive_group()
     formats.add_argument(
         "--csv", action="store_true", help="print CSV (the fields of get_transactions)"
@@ -407,6 +407,7 @@ def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
     instance = instances.get(args.id)
+    instances.check_deletable(instance)  # before asking: a "yes" must not meet a refusal
     if not args.yes:
         if not sys.stdin.isatty():
             # A script's `echo n |` (or anything else on stdin) is not a person's answer.

@@ -155,6 +155,19 @@ def stop(
         return instance
 
 
+def check_deletable(instance: Instance) -> None:
+    """Refuse to delete a running instance, or a failed one still holding shares."""
+    if instance.status == InstanceStatus.RUNNING:
+        raise InstanceError(
+            f"instance {instance.id} ({instance.display_name}) is running; stop it first"
+        )
+    if instance.shares:
+        raise InstanceError(
+            f"instance {instance.id} ({instance.display_name}) failed holding "
+            f"{instance.shares} shares; stop it first to sell them"
+        )
+
+
 def delete(instance_id: int) -> Instance:
     """Delete a stopped or failed instance and its history.
 
@@ -162,15 +175,7 @@ def delete(instance_id: int) -> Instance:
     """
     with write_transaction():
         instance = get(instance_id)
-        if instance.status == InstanceStatus.RUNNING:
-            raise InstanceError(
-                f"instance {instance_id} ({instance.display_name}) is running; stop it first"
-            )
-        if instance.shares:
-            raise InstanceError(
-                f"instance {instance_id} ({instance.display_name}) failed holding "
-                f"{instance.shares} shares; stop it first to sell them"
-            )
+        check_deletable(instance)
         accounting.archive_pnl(instance.cash - instance.initial_capital)
         instance.delete_instance()
         return instance

@@ -736,6 +736,18 @@ def test_delete_without_a_terminal_needs_yes(capsys, populated, monkeypatch):
     assert "--yes" in run(capsys, None, "delete", "--help").out  # documented
 
 
+def test_delete_refuses_a_running_instance_before_asking(capsys, populated, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    result = run(capsys, populated, "delete", "1")
+    assert result.code == 2 and "is running; stop it first" in result.err
+    assert "[y/N]" not in result.out
+    assert [r["id"] for r in instance_rows(populated.data)] == [1, 2]
+
+
 @pytest.mark.parametrize("capital", ["10.555", "0.001", "1,000.001"])
 def test_capital_with_more_than_two_decimals_is_refused(capsys, dirs, capital):
     result = run(capsys, dirs, "add", "NVDA", "buyer", capital)

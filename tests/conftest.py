@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from autotrader_desktop import api, database, paths
+from autotrader_desktop import api, database, logging_config, paths
 from autotrader_desktop.clock import FakeClock
 from tests.helpers import EXAMPLES, T0, FakeMarket
 
@@ -22,8 +23,13 @@ def _isolated_env(monkeypatch, tmp_path):
         if name.startswith(("AUTOTRADER_", "APCA_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AUTOTRADER_DATA_DIR", str(tmp_path / "data"))
+    # An in-process `cli.main` sets the routine loggers' levels (logging_config): not for
+    # the tests after it.
+    levels = {name: logging.getLogger(name).level for name in logging_config.ROUTINE}
     yield
     database.close_database()
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture

@@ -1,34 +1,38 @@
-"""Turning an algorithm file's source into a fresh module object.
+"""Turning an algorithm's snapshot (snapshot.py) into fresh module objects.
 
 Shared by the module cache (which executes algorithms) and the discovery worker (which only
 checks that a file imports), so that both see a file exactly the same way.
 
-Legacy imports: files written for the web AutoTrader say
-`from database.db_manager import get_data_for_algorithm` and
-`from system_databse.system_db_manager import get_transactions`. Those names resolve to
-`autotrader_desktop.api`, but only inside algorithm modules: each gets its own
-`__builtins__` whose `__import__` knows them, so no `database` package ever lands on
-`sys.path` or in `sys.modules` for the rest of the process.
+Imports inside algorithm modules go through the snapshot's own `__import__` (each module
+gets its own `__builtins__`), which knows three kinds of names that nothing else in the
+process sees, so no such package ever lands on `sys.path` or shadows anything:
+- the web AutoTrader's modules (`database.db_manager`, `system_databse.system_db_manager`,
+  `system_databse.card_calculations`), served by `autotrader_desktop.legacy`;
+- `algorithm.<name>` and `algorithm` (the folder as the web AutoTrader's package);
+- the snapshot's sibling files by their plain names.
+A sibling is executed once per snapshot, from the snapshot's bytes, on first import.
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import importlib
 import inspect
 import linecache
 import sys
 import types
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
+from typing import Any
 
-API_MODULE = "autotrader_desktop.api"
+from autotrader_desktop.snapshot import FOLDER_PACKAGE, Snapshot, SourceFile
+
 # legacy package -> {submodule name: module it stands for}
 LEGACY_PACKAGES = {
-    "database": {"db_manager": API_MODULE},
-    "system_databse": {"system_db_manager": API_MODULE},
+    "database": {"db_manager": "autotrader_desktop.legacy.db_manager"},
+    "system_databse": {
+        "system_db_manager": "autotrader_desktop.legacy.system_db_manager",
+        "card_calculations": "autotrader_desktop.legacy.card_calculations",
+    },
 }
 # Dotted, so that algorithms' loggers (named after __name__) share one parent.
 MODULE_PREFIX = "autotrader_algorithms."
@@ -46,50 +50,97 @@ def _legacy_package(name: str) -> types.ModuleType:
     return package
 
 
-def _algorithm_import(
-    name: str,
-    globals: Mapping[str, object] | None = None,
-    locals: Mapping[str, object] | None = None,
-    fromlist: Sequence[str] = (),
-    level: int = 0,
-) -> ModuleType:
-    if level == 0:
+class _Loader:
+    """The modules of one snapshot, executed on demand, and the import function they share."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.prefix = MODULE_PREFIX + snapshot.name
+        self.modules: dict[str, types.ModuleType] = {}
+        self.builtins = {**builtins.__dict__, "__import__": self._import}
+        self.package = types.ModuleType(FOLDER_PACKAGE)
+        self.package.__path__ = []
+
+    def module(self, stem: str) -> types.ModuleType:
+        """The module of `stem` (the main file or a sibling), executing it on first use."""
+        if stem in self.modules:  # also while it executes: circular imports see it
+            return self.modules[stem]
+        file = self.snapshot.main if stem == self.snapshot.name else self.snapshot.siblings[stem]
+        name = self.prefix if stem == self.snapshot.name else f"{self.prefix}.{stem}"
+        try:
+            module = _execute(
+                file, name, self.builtins, lambda m: self.modules.__setitem__(stem, m)
+            )
+        except BaseException:
+            self.modules.pop(stem, None)
+            raise
+        setattr(self.package, stem, module)
+        return module
+
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
         top, _, sub = name.partition(".")
-        if top in LEGACY_PACKAGES and (not sub or sub in LEGACY_PACKAGES[top]):
+        siblings = self.snapshot.siblings
+        if level == 0 and top in LEGACY_PACKAGES and (not sub or sub in LEGACY_PACKAGES[top]):
             package = _legacy_package(top)
             return getattr(package, sub) if sub and fromlist else package
-    return builtins.__import__(name, globals, locals, fromlist, level)
+        if (level == 0 and top == FOLDER_PACKAGE) or level == 1:
+            stem = sub if level == 0 else top
+            if stem in siblings or stem == self.snapshot.name:
+                module = self.module(stem)
+                return module if fromlist else self.package
+            if not stem:  # `from algorithm import x` / `from . import x`
+                for item in fromlist or ():
+                    if item in siblings:
+                        self.module(item)
+                return self.package
+        if level == 0 and not sub and top in siblings:
+            return self.module(top)
+        return builtins.__import__(name, globals, locals, fromlist, level)
+
+    def unload(self) -> None:
+        for module in self.modules.values():
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
 
 
-_ALGORITHM_BUILTINS = {**builtins.__dict__, "__import__": _algorithm_import}
-
-
-def code_version(source: bytes) -> str:
-    """The SHA-256 of the source, in hex: what the user sees as the code version."""
-    return hashlib.sha256(source).hexdigest()
-
-
-def load_module(name: str, source: bytes, path: Path) -> types.ModuleType:
-    """Execute `source` as a brand-new module named for algorithm `name`.
-
-    Raises whatever the module raises on import (SyntaxError included); the caller decides
-    how to report it.
-    """
-    filename = str(path)
-    code = compile(source, filename, "exec", dont_inherit=True)
-    module = types.ModuleType(MODULE_PREFIX + name)
+def _execute(
+    file: SourceFile,
+    name: str,
+    module_builtins: dict[str, Any],
+    register: Callable[[types.ModuleType], None],
+) -> types.ModuleType:
+    filename = str(file.path)
+    code = compile(file.source, filename, "exec", dont_inherit=True)
+    module = types.ModuleType(name)
     module.__file__ = filename
-    module.__dict__["__builtins__"] = _ALGORITHM_BUILTINS
+    module.__dict__["__builtins__"] = module_builtins
     # Tracebacks must show the code that ran, not whatever the file holds later.
-    text = source.decode("utf-8", errors="replace")
+    text = file.source.decode("utf-8", errors="replace")
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     # Registered while cached: dataclasses, typing and pickle look classes up here.
-    sys.modules[module.__name__] = module
+    sys.modules[name] = module
+    register(module)
     try:
         exec(code, module.__dict__)
     except BaseException:
-        sys.modules.pop(module.__name__, None)
+        sys.modules.pop(name, None)
         raise
+    return module
+
+
+def load(snapshot: Snapshot) -> types.ModuleType:
+    """Execute the snapshot's main file (and the siblings it imports) as brand-new modules.
+
+    Raises whatever the modules raise on import (SyntaxError included); the caller decides
+    how to report it. `unload` forgets them again.
+    """
+    loader = _Loader(snapshot)
+    try:
+        module = loader.module(snapshot.name)
+    except BaseException:
+        loader.unload()
+        raise
+    module.__dict__["__autotrader_loader__"] = loader
     return module
 
 
@@ -101,5 +152,8 @@ def algorithm_class(module: types.ModuleType) -> type:
 
 
 def unload(module: types.ModuleType) -> None:
-    if sys.modules.get(module.__name__) is module:
+    loader = module.__dict__.get("__autotrader_loader__")
+    if isinstance(loader, _Loader):
+        loader.unload()
+    elif sys.modules.get(module.__name__) is module:
         del sys.modules[module.__name__]

@@ -33,6 +33,7 @@ from autotrader_desktop import (
 from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
+from autotrader_desktop.feed import sources
 
 if TYPE_CHECKING:
     from autotrader_desktop.engine import Engine
@@ -246,6 +247,7 @@ class Context:
             }
         )
         self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
+        sources.use(sources.for_feed(self.settings.feed, self.settings.simulator_seed))
 
     def discard_if_unused(self) -> None:
         """After a failed command: remove the data directory this run created, unless

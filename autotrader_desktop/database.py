@@ -7,6 +7,7 @@ it at once: WAL lets readers run beside a writer, writers take the lock up front
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -78,6 +79,11 @@ class Instance(BaseModel):
     last_price = FloatField(null=True)
     last_run_at = UtcDateTimeField(null=True)
     last_decision = TextField(null=True)
+    # The conventions its code ran with last (conventions.py); None before its first run.
+    conventions = TextField(null=True)
+    # The market data whose prices it trades on (feed/sources.py); None: created before
+    # sources were recorded, and taken to be the stored feed's.
+    source = TextField(null=True)
 
     class Meta:
         table_name = "algorithm_instances"
@@ -136,8 +142,13 @@ class OutputLine(BaseModel):
 
 
 class Bar(BaseModel):
-    """A completed minute bar covering [t, t + 60 s); t is epoch seconds UTC."""
+    """A completed minute bar covering [t, t + 60 s); t is epoch seconds UTC.
 
+    Bars are kept per source (feed/sources.py: the simulator with its seed, Alpaca IEX or
+    SIP), so simulated and real minutes never meet in one query.
+    """
+
+    source = TextField()
     symbol = TextField()
     t = IntegerField()
     o = FloatField()
@@ -148,7 +159,22 @@ class Bar(BaseModel):
 
     class Meta:
         table_name = "bars"
-        primary_key = CompositeKey("symbol", "t")
+        primary_key = CompositeKey("source", "symbol", "t")
+        without_rowid = True
+
+
+class BarCoverage(BaseModel):
+    """A range [start, end] of minutes whose bars were fetched from a history API: asked
+    for once, even where the answer was no bars (nights, holidays, unknown symbols)."""
+
+    source = TextField()
+    symbol = TextField()
+    start = IntegerField()
+    end = IntegerField()
+
+    class Meta:
+        table_name = "bar_coverage"
+        primary_key = CompositeKey("source", "symbol", "start")
         without_rowid = True
 
 
@@ -171,14 +197,27 @@ class DiscoveryVerdict(BaseModel):
         table_name = "discovery_verdicts"
 
 
+class SourceFacts(BaseModel):
+    """What a source file imports and which conventions it states (snapshot.FileFacts as
+    JSON), keyed by the SHA-256 of its content: discovery parses each content once."""
+
+    key = TextField(primary_key=True)
+    facts = TextField()
+
+    class Meta:
+        table_name = "source_facts"
+
+
 MODELS: list[type[Model]] = [
     Instance,
     Transaction,
     Run,
     OutputLine,
     Bar,
+    BarCoverage,
     Setting,
     DiscoveryVerdict,
+    SourceFacts,
 ]
 
 
@@ -186,9 +225,41 @@ def _v1_initial_schema() -> None:
     db.create_tables(MODELS)
 
 
+def _columns(table: str) -> set[str]:
+    return {row[1] for row in db.execute_sql(f"PRAGMA table_info({table})")}
+
+
+def _v2_sources_and_conventions() -> None:
+    """Bars keyed by source, fetched ranges, instances' source and conventions.
+
+    v1 creates the current models, so a database created at v1 by this version already has
+    all of it: each step checks first. Rows from before sources existed are taken to come
+    from the feed stored in the settings (the simulator with its seed by default).
+    """
+    stored = dict(db.execute_sql("SELECT key, value FROM settings").fetchall())
+    feed = json.loads(stored.get("feed", '"sim"'))
+    seed = json.loads(stored.get("simulator_seed", "42"))
+    source = f"sim/{seed}" if feed == "sim" else feed
+    if "source" not in _columns("bars"):
+        db.execute_sql("ALTER TABLE bars RENAME TO bars_v1")
+        db.create_tables([Bar])
+        db.execute_sql(
+            "INSERT INTO bars (source, symbol, t, o, h, l, c, v)"
+            " SELECT ?, symbol, t, o, h, l, c, v FROM bars_v1",
+            (source,),
+        )
+        db.execute_sql("DROP TABLE bars_v1")
+    db.create_tables([BarCoverage, SourceFacts])
+    instance_columns = _columns("algorithm_instances")
+    for column in ("conventions", "source"):
+        if column not in instance_columns:
+            db.execute_sql(f"ALTER TABLE algorithm_instances ADD COLUMN {column} TEXT")
+    db.execute_sql("UPDATE algorithm_instances SET source = ? WHERE source IS NULL", (source,))
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]. Later versions use
-# playhouse.migrate (SqliteMigrator); never edit an applied migration.
-MIGRATIONS: list[Callable[[], None]] = [_v1_initial_schema]
+# playhouse.migrate (SqliteMigrator) or plain SQL; never edit an applied migration.
+MIGRATIONS: list[Callable[[], None]] = [_v1_initial_schema, _v2_sources_and_conventions]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -249,11 +320,13 @@ def close_database() -> None:
 __all__ = [
     "SQL",
     "Bar",
+    "BarCoverage",
     "DiscoveryVerdict",
     "Instance",
     "OutputLine",
     "Run",
     "Setting",
+    "SourceFacts",
     "Transaction",
     "close_database",
     "db",

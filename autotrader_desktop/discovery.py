@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -36,9 +37,11 @@ from typing import NamedTuple
 import peewee
 
 import autotrader_desktop
-from autotrader_desktop import database
-from autotrader_desktop.database import DiscoveryVerdict
+from autotrader_desktop import database, snapshot
+from autotrader_desktop.conventions import ConventionsError
+from autotrader_desktop.database import DiscoveryVerdict, SourceFacts
 from autotrader_desktop.discovery_worker import describe
+from autotrader_desktop.enums import Conventions
 from autotrader_desktop.paths import is_frozen
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class AlgorithmFile:
     path: Path
     available: bool
     error: str | None  # why not, in one line (with the line number when there is one)
+    # The conventions its instances run with (conventions.py); None when not available.
+    conventions: Conventions | None = None
 
 
 class _Verdict(NamedTuple):
@@ -92,37 +97,105 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
     paths = _list_folder(folder)
     environment = _environment_key()
     verdicts: dict[Path, _Verdict] = {}
-    sources: dict[Path, bytes] = {}
-    keys: dict[Path, str] = {}
+    sources: dict[str, bytes] = {}
     for path in paths:
         try:
-            sources[path] = path.read_bytes()
+            sources[path.stem] = path.read_bytes()
         except OSError as exc:
             verdicts[path] = _Verdict(False, f"cannot read the file: {exc.strerror or exc}", False)
+    facts = _Facts(sources.values())
+    disk = snapshot.disk_reader(folder)
+
+    def read(stem: str) -> bytes | None:
+        # Files starting with "_" are not listed (not algorithms) but may be imported.
+        return sources[stem] if stem in sources else disk(stem) if stem.startswith("_") else None
+
+    snapshots: dict[Path, snapshot.Snapshot] = {}
+    keys: dict[Path, str] = {}
+    for path in paths:
+        if path in verdicts:
             continue
-        keys[path] = hashlib.sha256(environment + sources[path]).hexdigest()
+        try:
+            taken = snapshot.take(path.stem, folder, read, facts.of)
+        except SyntaxError as exc:
+            verdicts[path] = _Verdict(False, describe(exc, str(path)))
+            continue
+        except (snapshot.SnapshotError, ConventionsError) as exc:
+            verdicts[path] = _Verdict(False, str(exc))
+            continue
+        snapshots[path] = taken
+        keys[path] = hashlib.sha256(environment + taken.code_version.encode()).hexdigest()
+    facts.store()
 
     cached = _load_verdicts(list(keys.values()))
     new: dict[Path, _Verdict] = {}
-    to_import: list[Path] = []
+    to_import: list[snapshot.Snapshot] = []
     for path, key in keys.items():
         if key in cached:
             verdicts[path] = cached[key]
             continue
-        verdict = _static_verdict(sources[path], path)
+        verdict = _static_verdict(sources[path.stem], path)
         if verdict is None:
-            to_import.append(path)
+            to_import.append(snapshots[path])
         else:
             new[path] = verdict
     if to_import:
-        jobs = [(path, sources[path]) for path in to_import]
-        new.update(zip(to_import, _import_verdicts(jobs, import_timeout), strict=True))
+        imported = _import_verdicts(to_import, import_timeout)
+        new.update(zip([s.main.path for s in to_import], imported, strict=True))
     verdicts.update(new)
     _store_verdicts({keys[path]: v for path, v in new.items() if v.cacheable})
     return [
-        AlgorithmFile(path.stem, path, verdicts[path].available, verdicts[path].error)
+        AlgorithmFile(
+            path.stem,
+            path,
+            verdicts[path].available,
+            verdicts[path].error,
+            snapshots[path].conventions if verdicts[path].available else None,
+        )
         for path in paths
     ]
+
+
+class _Facts:
+    """Each source's FileFacts, from the database cache or parsed once (then stored)."""
+
+    def __init__(self, contents: Iterable[bytes]) -> None:
+        self._known: dict[str, snapshot.FileFacts] = {}
+        self._new: dict[str, snapshot.FileFacts] = {}
+        keys = [hashlib.sha256(source).hexdigest() for source in contents]
+        if keys and not database.db.deferred:
+            try:
+                for start in range(0, len(keys), _SQL_PARAMS):
+                    chunk = keys[start : start + _SQL_PARAMS]
+                    rows = database.db.execute_sql(
+                        "SELECT key, facts FROM source_facts "
+                        f"WHERE key IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    self._known.update(
+                        (key, snapshot.FileFacts.from_json(text)) for key, text in rows
+                    )
+            except (peewee.DatabaseError, ValueError) as exc:
+                log.warning("discovery: cannot read cached import facts (%s)", exc)
+
+    def of(self, source: bytes, path: Path) -> snapshot.FileFacts:
+        key = hashlib.sha256(source).hexdigest()
+        found = self._known.get(key)
+        if found is None:
+            found = self._known[key] = self._new[key] = snapshot.file_facts(source, path)
+        return found
+
+    def store(self) -> None:
+        if not self._new or database.db.deferred:
+            return
+        rows = [{"key": k, "facts": f.to_json()} for k, f in self._new.items()]
+        try:
+            with database.write_transaction():
+                for start in range(0, len(rows), _SQL_PARAMS // 2):
+                    chunk = rows[start : start + _SQL_PARAMS // 2]
+                    SourceFacts.insert_many(chunk).on_conflict_replace().execute()
+        except peewee.DatabaseError as exc:
+            log.warning("discovery: cannot cache import facts (%s)", exc)
 
 
 def _list_folder(folder: Path) -> list[Path]:
@@ -160,7 +233,7 @@ def _environment_key() -> bytes:
         # From source the app can change without a version bump (a git pull): these files
         # decide what algorithms can import and how reasons read.
         package = Path(autotrader_desktop.__file__).parent
-        for name in ("algorithm_loader.py", "api.py", "discovery_worker.py"):
+        for name in ("algorithm_loader.py", "api.py", "discovery_worker.py", "snapshot.py"):
             try:
                 parts.append(hashlib.sha256((package / name).read_bytes()).hexdigest())
             except OSError:
@@ -259,7 +332,7 @@ def _store_verdicts(verdicts: dict[str, _Verdict]) -> None:
         log.warning("discovery: cannot cache verdicts (%s)", exc)
 
 
-def _import_verdicts(jobs: list[tuple[Path, bytes]], timeout: float) -> list[_Verdict]:
+def _import_verdicts(jobs: list[snapshot.Snapshot], timeout: float) -> list[_Verdict]:
     """One verdict per job, in order, from as many workers as it takes."""
     verdicts: list[_Verdict] = []
     while len(verdicts) < len(jobs):
@@ -268,7 +341,7 @@ def _import_verdicts(jobs: list[tuple[Path, bytes]], timeout: float) -> list[_Ve
     return verdicts
 
 
-def _worker_pass(jobs: list[tuple[Path, bytes]], timeout: float) -> list[_Verdict]:
+def _worker_pass(jobs: list[snapshot.Snapshot], timeout: float) -> list[_Verdict]:
     """Run one worker over `jobs`; verdicts for the prefix it got through.
 
     If a file kills or hangs the worker, that file's verdict ends the list. If the worker
@@ -276,8 +349,11 @@ def _worker_pass(jobs: list[tuple[Path, bytes]], timeout: float) -> list[_Verdic
     """
     payload = json.dumps(
         [
-            {"name": path.stem, "path": str(path), "source": base64.b64encode(source).decode()}
-            for path, source in jobs
+            [
+                {"name": f.name, "path": str(f.path), "source": base64.b64encode(f.source).decode()}
+                for f in job.files
+            ]
+            for job in jobs
         ]
     ).encode()
     with tempfile.TemporaryFile() as stderr:

@@ -4,9 +4,10 @@ User code runs here, never in the app process. Started by `discovery.scan` with
 `discovery.worker_command()`; from source `python -m autotrader_desktop.discovery_worker`,
 in the packaged app `<exe> _discovery-worker` (the CLI dispatches that to `main`).
 
-Protocol. stdin: one JSON document, a list of `{"name", "path", "source"}` (source in
-base64: the exact bytes the parent hashed, so the verdict belongs to that content even if
-the file changes meanwhile). stdout: JSON lines, `{"ready": true}` once set up, then one
+Protocol. stdin: one JSON document, a list of snapshots, each a list of files
+`{"name", "path", "source"}`, the algorithm's own first, then the siblings it imports (source
+in base64: the exact bytes the parent hashed, so the verdict belongs to that content even if
+the files change meanwhile). stdout: JSON lines, `{"ready": true}` once set up, then one
 `{"name", "available", "error"}` per file, in order, flushed as soon as it is known, so the
 parent can time each file and tell which one killed or hung the worker.
 """
@@ -20,12 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NoReturn
 
-from autotrader_desktop.algorithm_loader import (
-    AlgorithmLoadError,
-    algorithm_class,
-    load_module,
-    unload,
-)
+from autotrader_desktop.algorithm_loader import AlgorithmLoadError, algorithm_class, load, unload
+from autotrader_desktop.enums import Conventions
+from autotrader_desktop.snapshot import Snapshot, SourceFile
 
 MAX_REASON_CHARS = 300
 
@@ -60,12 +58,12 @@ def describe(exc: BaseException, filename: str) -> str:
     return f"{text} (line {line})" if line else text
 
 
-def check(name: str, source: bytes, path: Path) -> str | None:
-    """Import `source` as a run would load algorithm `name`; None if usable, else why not."""
+def check(taken: Snapshot) -> str | None:
+    """Import the snapshot as a run would load it; None if usable, else why not."""
     try:
-        module = load_module(name, source, path)
+        module = load(taken)
     except BaseException as exc:  # user code may raise anything, SystemExit included
-        return describe(exc, str(path))
+        return describe(exc, str(taken.main.path))
     try:
         algorithm_class(module)
     except AlgorithmLoadError as exc:
@@ -73,6 +71,14 @@ def check(name: str, source: bytes, path: Path) -> str | None:
     finally:
         unload(module)
     return None
+
+
+def _snapshot(files: list[dict[str, str]]) -> Snapshot:
+    sources = tuple(
+        SourceFile(f["name"], Path(f["path"]), base64.b64decode(f["source"])) for f in files
+    )
+    # Conventions only matter to runs, not to whether the files import.
+    return Snapshot(sources, Conventions.MODERN)
 
 
 def _send(protocol: IO[str], message: dict[str, Any]) -> None:
@@ -99,8 +105,9 @@ def main() -> NoReturn:
 
     _send(protocol, {"ready": True})
     for job in jobs:
-        error = check(job["name"], base64.b64decode(job["source"]), Path(job["path"]))
-        _send(protocol, {"name": job["name"], "available": error is None, "error": error})
+        taken = _snapshot(job)
+        error = check(taken)
+        _send(protocol, {"name": taken.name, "available": error is None, "error": error})
     # Skip interpreter shutdown: threads or atexit handlers left by user code must not keep
     # the worker alive or run more user code.
     os._exit(0)

@@ -27,6 +27,7 @@ from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
 from autotrader_desktop.engine_lock import EngineLock
 from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
@@ -101,10 +102,15 @@ class Engine:
 
     def open(self) -> None:
         """Lock the data directory and start the engine's in-process parts (no event loop
-        needed). Raises EngineAlreadyRunning if another engine holds the directory."""
+        needed). Raises EngineAlreadyRunning if another engine holds the directory, and
+        SourceMismatch for a feed whose prices would mix with those the data directory's
+        instances were kept at."""
+        sources.check(self.market_data.source)
+        sources.use(self.market_data.source)
         if not self.lock.held:
             self.lock.acquire()
         api.set_clock(self.clock)
+        api.set_history(self.market_data.ensure_history, self.settings.run_time_limit)
         self.capture.install()
         self.restart()
 
@@ -141,6 +147,7 @@ class Engine:
         """Release threads, streams and modules, as the end of the process would."""
         self.pool.shutdown()
         self.capture.uninstall()
+        api.set_history(None)
         self.orchestrator.restart()
         self.lock.release()
 
@@ -175,6 +182,7 @@ class Engine:
         """
         self.service.apply_settings(settings)
         self.orchestrator.time_limit = settings.run_time_limit
+        api.set_history(self.market_data.ensure_history, settings.run_time_limit)
 
     # --- cycles -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ rows read from the database compare equal to the members.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -85,3 +86,33 @@ class Broker(StrEnum):
 
 
 _BROKER_LABELS = {Broker.PAPER: "paper trading (simulated fills)"}
+
+
+LEGACY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class Conventions(StrEnum):
+    """How `run` is called for an algorithm's instances (conventions.py decides which)."""
+
+    MODERN = "modern"
+    LEGACY = "legacy"
+
+    @property
+    def label(self) -> str:
+        return _CONVENTIONS_LABELS[self]
+
+    @property
+    def fresh_object_per_run(self) -> bool:
+        return self is Conventions.LEGACY
+
+    def current_time(self, scheduled_at: datetime) -> datetime | str:
+        """The `current_time` argument of `run` for a run scheduled at `scheduled_at`."""
+        if self is Conventions.LEGACY:
+            return scheduled_at.astimezone(UTC).strftime(LEGACY_TIME_FORMAT)
+        return scheduled_at
+
+
+_CONVENTIONS_LABELS = {
+    Conventions.LEGACY: "legacy (web AutoTrader: time as text, a fresh object every run)",
+    Conventions.MODERN: "modern (time as a datetime, the object kept until restart)",
+}

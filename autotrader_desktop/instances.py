@@ -15,6 +15,7 @@ from autotrader_desktop.database import Instance, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.errors import UserError
+from autotrader_desktop.feed import sources
 from autotrader_desktop.paper_broker import Fill, PaperBroker
 
 SYMBOL_PATTERN = re.compile(r"[A-Z.]{1,10}")
@@ -92,6 +93,8 @@ def create(
     check_algorithm(algorithm, algorithms)
     amount = parse_capital(capital)
     with write_transaction():
+        source = sources.current()
+        sources.check(source)
         cash = accounting.available_cash(starting_balance)
         if amount > cash + 1e-9:
             raise InstanceError(
@@ -107,6 +110,7 @@ def create(
             created_at=now,
             cash=amount,
             shares=0,
+            source=source,
         )
 
 

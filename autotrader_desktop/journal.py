@@ -23,7 +23,7 @@ from typing import Any
 from autotrader_desktop import accounting
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
-from autotrader_desktop.enums import InstanceStatus, Outcome
+from autotrader_desktop.enums import Conventions, InstanceStatus, Outcome
 from autotrader_desktop.paper_broker import Fill, PaperBroker, Rejection
 
 _ts = UtcDateTimeField().db_value
@@ -39,6 +39,7 @@ class RunResult:
     started_at: datetime
     duration_ms: float
     code_version: str | None = None
+    conventions: Conventions | None = None
     decision: Decision | None = None
     error: str | None = None
     traceback: str | None = None
@@ -188,6 +189,7 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
         updates.append(
             (
                 r.code_version,
+                r.conventions.value if r.conventions else None,
                 e.price,
                 scheduled,
                 decision or e.outcome,
@@ -205,7 +207,8 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
     )
     conn.executemany(
         "UPDATE algorithm_instances SET code_version = COALESCE(?, code_version),"
-        " last_price = COALESCE(?, last_price), last_run_at = ?, last_decision = ? WHERE id = ?",
+        " conventions = COALESCE(?, conventions), last_price = COALESCE(?, last_price),"
+        " last_run_at = ?, last_decision = ? WHERE id = ?",
         updates,
     )
     conn.executemany("UPDATE algorithm_instances SET status = ?, error = ? WHERE id = ?", failures)

@@ -1,10 +1,11 @@
 """The in-memory module cache behind the snapshot rule.
 
-An algorithm's file is read once, on the first run that needs it, and executed as a fresh
-module object. From then on every instance of that algorithm, including instances created
-later, runs that module: the file is never read again for execution, so editing, deleting
-or renaming it changes nothing until `clear()` (engine restart). Each cached module carries
-the SHA-256 of the source it was executed from, its *code version*.
+An algorithm's snapshot (its file and the sibling files it imports, see snapshot.py) is
+read once, on the first run that needs it, and executed as fresh module objects. From then
+on every instance of that algorithm, including instances created later, runs that module:
+the files are never read again for execution, so editing, deleting or renaming them
+changes nothing until `clear()` (engine restart). Each cached module carries its snapshot,
+whose hash is the *code version*, and the conventions its instances run with.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from autotrader_desktop import algorithm_loader
+from autotrader_desktop import algorithm_loader, snapshot
 from autotrader_desktop.algorithm_loader import AlgorithmLoadError
+from autotrader_desktop.conventions import ConventionsError
+from autotrader_desktop.enums import Conventions
+from autotrader_desktop.snapshot import Snapshot, SnapshotError
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,15 @@ class LoadedAlgorithm:
     path: Path
     module: types.ModuleType
     cls: type
-    code_version: str
+    snapshot: Snapshot
+
+    @property
+    def code_version(self) -> str:
+        return self.snapshot.code_version
+
+    @property
+    def conventions(self) -> Conventions:
+        return self.snapshot.conventions
 
 
 class Drift(enum.Enum):
@@ -66,33 +78,27 @@ class ModuleCache:
             return cached
 
     def _load(self, name: str) -> LoadedAlgorithm:
-        path = self.path_of(name)
         try:
-            source = path.read_bytes()
-        except FileNotFoundError:
-            raise AlgorithmLoadError(
-                f"algorithm file {path.name} not found in {self.folder}"
-            ) from None
-        module = algorithm_loader.load_module(name, source, path)
+            taken = snapshot.take(name, self.folder, snapshot.disk_reader(self.folder))
+        except (SnapshotError, ConventionsError) as exc:
+            raise AlgorithmLoadError(str(exc)) from None
+        module = algorithm_loader.load(taken)
         try:
             cls = algorithm_loader.algorithm_class(module)
         except AlgorithmLoadError:
             algorithm_loader.unload(module)
             raise
-        return LoadedAlgorithm(name, path, module, cls, algorithm_loader.code_version(source))
+        return LoadedAlgorithm(name, self.path_of(name), module, cls, taken)
 
     def drift(self, name: str) -> Drift | None:
-        """Compare the cached code of `name` with its file; None if `name` is not cached."""
+        """Compare the cached snapshot of `name` with the files; None if it is not cached."""
         cached = self.loaded_modules.get(name)
         if cached is None:
             return None
-        try:
-            source = cached.path.read_bytes()
-        except FileNotFoundError:
+        differs, deleted = snapshot.changed(cached.snapshot, snapshot.disk_reader(self.folder))
+        if deleted:
             return Drift.DELETED
-        if algorithm_loader.code_version(source) != cached.code_version:
-            return Drift.EDITED
-        return Drift.SAME
+        return Drift.EDITED if differs else Drift.SAME
 
     def clear(self) -> None:
         """Forget every module, exactly as a process restart would."""

@@ -3,7 +3,8 @@
 Instances are re-read from the database every cycle, so instances added or stopped by
 another process are picked up. Each run goes to the worker pool: look the algorithm up in
 the module cache (loading the file on first use), create the instance's `Algorithm` object
-on its first run and keep it, call `run(current_time, algo_id)`, validate the result. The
+(on its first run, kept until restart; for every run under legacy conventions), call
+`run(current_time, algo_id)` with the time as its conventions say, validate the result. The
 time limit covers all of that. Finished runs are recorded in batches as they come in, so a
 slow algorithm delays nobody else's order; one that overstays its limit is abandoned and
 fails alone.
@@ -166,11 +167,14 @@ class Orchestrator:
         try:
             loaded = self.cache.get(instance.algorithm)
             result.code_version = loaded.code_version
+            result.conventions = conventions = loaded.conventions
             algorithm = self.algorithms.get(instance.id)
             if algorithm is None:
                 algorithm = loaded.cls(instance.symbol, instance.initial_capital)
-                self.algorithms[instance.id] = algorithm
-            result.decision = validate(algorithm.run(scheduled_at, instance.id))
+                if not conventions.fresh_object_per_run:
+                    self.algorithms[instance.id] = algorithm
+            current_time = conventions.current_time(scheduled_at)
+            result.decision = validate(algorithm.run(current_time, instance.id))
         except BaseException as exc:
             result.error, result.traceback = _describe(exc)
         finally:

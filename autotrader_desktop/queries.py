@@ -26,7 +26,7 @@ from autotrader_desktop.database import (
     db,
 )
 from autotrader_desktop.enums import InstanceStatus, Outcome
-from autotrader_desktop.feed import market_hours
+from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.settings import Settings
 
@@ -307,10 +307,12 @@ class Bars:
 
 
 def bars(symbol: str, after: int | None = None, limit: int = MAX_BARS) -> Bars:
-    """The newest `limit` stored bars of `symbol` (those after minute `after` if given)."""
+    """The newest `limit` stored bars of `symbol` (those after minute `after` if given), of
+    the process's one source: a chart never shows two."""
     rows = db.execute_sql(
-        "SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND t > ? ORDER BY t DESC LIMIT ?",
-        (symbol, -1 if after is None else after, limit),
+        "SELECT t, o, h, l, c, v FROM bars WHERE source = ? AND symbol = ? AND t > ?"
+        " ORDER BY t DESC LIMIT ?",
+        (sources.current(), symbol, -1 if after is None else after, limit),
     ).fetchall()
     rows.reverse()
     return Bars.from_rows(rows)

@@ -15,6 +15,7 @@ from typing import Any
 from autotrader_desktop.database import Setting
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.errors import UserError
+from autotrader_desktop.feed import sources
 
 # Read once when the engine starts: changing one takes a restart of the app.
 READ_AT_START = (
@@ -144,4 +145,10 @@ def save(name: str, value: Any) -> None:
     if name not in ENV_VARS:
         raise SettingError(f"unknown setting {name!r}")
     value = _convert(name, value)
+    if name in ("feed", "simulator_seed"):
+        # A data directory with instances keeps the prices they were traded at.
+        stored = load()
+        feed = value if name == "feed" else stored.feed
+        seed = value if name == "simulator_seed" else stored.simulator_seed
+        sources.check(sources.of_feed(feed, seed))
     Setting.insert(key=name, value=json.dumps(value)).on_conflict_replace().execute()

@@ -15,11 +15,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autotrader_desktop import algorithm_loader, api, database
+from autotrader_desktop import algorithm_loader, api, database, snapshot
 from autotrader_desktop.clock import FakeClock
-from autotrader_desktop.database import Bar, Instance
+from autotrader_desktop.database import Instance
 from autotrader_desktop.engine import Engine
 from autotrader_desktop.feed import price_path
+from autotrader_desktop.feed.bars import store
 from autotrader_desktop.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,10 @@ class FixedPrices:
     def subscribe(self, symbol: str) -> None: ...
     def unsubscribe(self, symbol: str) -> None: ...
     def prepare(self, symbols: list[str]) -> None: ...
+    def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
+        return False
+
+    source = "sim/42"
 
     def latest_price(self, symbol: str) -> float:
         return 100.0
@@ -45,10 +50,7 @@ def seed_database(count: int, algorithm: str) -> None:
     now = int(START.timestamp())
     for symbol in SYMBOLS:
         rows = price_path.minute_bars(symbol, now - 300 * 60, now - 59)
-        Bar.insert_many(
-            [(symbol, *r) for r in rows],
-            fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v],
-        ).execute()
+        store([(symbol, *r) for r in rows])
     with database.db.atomic():
         Instance.insert_many(
             [
@@ -68,8 +70,8 @@ def seed_database(count: int, algorithm: str) -> None:
 
 def bare_loop(count: int, clock: FakeClock, algorithm: str) -> float:
     """The same run() calls, same objects' class, same data API, in a plain loop."""
-    path = REPO / "algorithm" / f"{algorithm}.py"
-    module = algorithm_loader.load_module("bench_bare", path.read_bytes(), path)
+    folder = REPO / "algorithm"
+    module = algorithm_loader.load(snapshot.take(algorithm, folder, snapshot.disk_reader(folder)))
     algorithms = [
         (i + 1, module.Algorithm(SYMBOLS[i % len(SYMBOLS)], 10_000.0)) for i in range(count)
     ]

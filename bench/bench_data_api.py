@@ -16,6 +16,7 @@ from pathlib import Path
 
 from autotrader_desktop import api, database
 from autotrader_desktop.clock import FakeClock
+from autotrader_desktop.feed import sources
 
 SYMBOLS = 20
 BARS_PER_SYMBOL = 50_000  # 20 x 50,000 = 1,000,000 bars
@@ -30,9 +31,10 @@ def seed(path: Path) -> list[str]:
     with conn:
         for symbol in symbols:
             conn.executemany(
-                "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO bars (source, symbol, t, o, h, l, c, v)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (symbol, last - 60 * i, 10.0, 11.0, 9.0, 10.5, 1000.0)
+                    (sources.current(), symbol, last - 60 * i, 10.0, 11.0, 9.0, 10.5, 1000.0)
                     for i in range(BARS_PER_SYMBOL)
                 ),
             )
@@ -42,8 +44,9 @@ def seed(path: Path) -> list[str]:
 
 def raw_query(conn: sqlite3.Connection, symbol: str, before: int) -> list[dict]:
     rows = conn.execute(
-        "SELECT t, o, h, l, c, v FROM bars WHERE symbol = ? AND t <= ? ORDER BY t DESC LIMIT 200",
-        (symbol, before),
+        "SELECT t, o, h, l, c, v FROM bars WHERE source = ? AND symbol = ? AND t <= ?"
+        " ORDER BY t DESC LIMIT 200",
+        (sources.current(), symbol, before),
     ).fetchall()
     rows.reverse()
     return [

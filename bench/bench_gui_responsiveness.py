@@ -55,8 +55,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from autotrader_desktop import cli, database
-from autotrader_desktop.database import Bar, Instance
+from autotrader_desktop.database import Instance
 from autotrader_desktop.feed import price_path
+from autotrader_desktop.feed.bars import store
 from autotrader_desktop.feed.price_path import TICK_MS, TICKS_PER_MINUTE
 from autotrader_desktop.feed.protocol import format_timestamp
 from autotrader_desktop.feed.simulator import Simulator, urls
@@ -157,10 +158,7 @@ def seed(data_dir: Path, instances: int) -> None:
             for symbol in SYMBOLS:
                 rows = price_path.minute_bars(symbol, now - HISTORY_DAYS * 86_400, now)
                 for begin in range(0, len(rows), 5000):
-                    Bar.insert_many(
-                        [(symbol, *r) for r in rows[begin : begin + 5000]],
-                        fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v],
-                    ).execute()
+                    store([(symbol, *r) for r in rows[begin : begin + 5000]])
             created = datetime.now(UTC)
             Instance.insert_many(
                 [

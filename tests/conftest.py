@@ -14,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from autotrader_desktop import api, database, logging_config, paths
 from autotrader_desktop.clock import FakeClock
+from autotrader_desktop.feed import sources
 from tests.helpers import EXAMPLES, T0, FakeMarket
 
 
@@ -26,6 +27,7 @@ def _isolated_env(monkeypatch, tmp_path):
     # An in-process `cli.main` sets the routine loggers' levels (logging_config): not for
     # the tests after it.
     levels = {name: logging.getLogger(name).level for name in logging_config.ROUTINE}
+    sources.use(sources.DEFAULT)
     yield
     database.close_database()
     for name, level in levels.items():

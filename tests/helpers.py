@@ -29,7 +29,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from autotrader_desktop.database import DB_FILENAME, Bar, Instance, Transaction
+from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
+from autotrader_desktop.feed.bars import store
 from autotrader_desktop.feed.simulator import Simulator
 
 if TYPE_CHECKING:
@@ -246,6 +247,8 @@ def write_algorithm(folder: Path, name: str, body: str) -> Path:
 class FakeMarket:
     """Market data with prices set by the test; records subscriptions."""
 
+    source = "sim/42"
+
     def __init__(self) -> None:
         self.prices: dict[str, float] = {}
         self.subscriptions: Counter[str] = Counter()
@@ -268,6 +271,9 @@ class FakeMarket:
 
     def prepare(self, symbols: list[str]) -> None:
         pass
+
+    def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
+        return False
 
     def latest_price(self, symbol: str) -> float | None:
         return self.prices.get(symbol, 100.0)
@@ -499,7 +505,7 @@ def store_bars(symbol: str, start: int, closes: list[float]) -> None:
             )
         )
         previous = close
-    Bar.insert_many(rows, fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v]).execute()
+    store(rows)
 
 
 def give_position(instance: Instance, shares: int, price: float) -> None:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from autotrader_desktop.api import get_data_for_algorithm, get_position, get_transactions
-from autotrader_desktop.database import Bar, Instance, Transaction
+from autotrader_desktop.database import Instance, Transaction
+from autotrader_desktop.feed.bars import store
 from tests.helpers import T0
 
 MINUTE = 60
@@ -20,7 +21,7 @@ def bars(db, clock):
         ("NVDA", NOW_MINUTE - i * MINUTE, 1.0 + i, 2.0 + i, 0.5, 1.5 + i, 100.0 + i)
         for i in range(0, 300)
     ]
-    Bar.insert_many(rows, fields=[Bar.symbol, Bar.t, Bar.o, Bar.h, Bar.l, Bar.c, Bar.v]).execute()
+    store(rows)
 
 
 def stamp(epoch):

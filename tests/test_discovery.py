@@ -10,6 +10,7 @@ import pytest
 from autotrader_desktop import discovery
 from autotrader_desktop.algorithm_loader import MODULE_PREFIX
 from autotrader_desktop.discovery import AlgorithmFile, AlgorithmFolderError, scan
+from autotrader_desktop.enums import Conventions
 from tests.helpers import EXAMPLES, write_algorithm
 
 GOOD = textwrap.dedent(
@@ -53,9 +54,9 @@ def test_lists_available_files_sorted_with_paths(db, algo_dir):
     files = scan(algo_dir)
 
     assert files == [
-        AlgorithmFile("alpha", algo_dir / "alpha.py", True, None),
-        AlgorithmFile("alpha-2", algo_dir / "alpha-2.py", True, None),
-        AlgorithmFile("zeta", algo_dir / "zeta.py", True, None),
+        AlgorithmFile("alpha", algo_dir / "alpha.py", True, None, Conventions.MODERN),
+        AlgorithmFile("alpha-2", algo_dir / "alpha-2.py", True, None, Conventions.MODERN),
+        AlgorithmFile("zeta", algo_dir / "zeta.py", True, None, Conventions.MODERN),
     ]
 
 
@@ -307,7 +308,7 @@ def test_app_process_modules_are_untouched(db, algo_dir, tmp_path):
     scan(warm_up)
     assert "tabnanny" not in sys.modules
     write_algorithm(algo_dir, "user_code", with_good("import tabnanny\nimport json\n"))
-    legacy = with_good("from database.db_manager import get_transactions\n")
+    legacy = with_good("from system_databse.system_db_manager import get_transactions\n")
     write_algorithm(algo_dir, "legacy", legacy)
     write_algorithm(algo_dir, "fails", with_good("import tabnanny\nraise RuntimeError('x')\n"))
     before = dict(sys.modules)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from autotrader_desktop.database import db, write_transaction
+from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.protocol import MinuteBar, Trades
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,22 @@ RETENTION_S = 2 * 3600
 
 Merge = tuple[str, int, float, float]  # symbol, t, price, size
 
+# The source goes in as a literal ({source}): one statement per batch, nothing per row.
 _UPSERT = (
-    "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (symbol, t) DO UPDATE SET "
+    "INSERT INTO bars (source, symbol, t, o, h, l, c, v) VALUES ({source}, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, symbol, t) DO UPDATE SET "
     "o = excluded.o, h = excluded.h, l = excluded.l, c = excluded.c, v = excluded.v"
 )
 _MERGE = (
-    "INSERT INTO bars (symbol, t, o, h, l, c, v) VALUES (?1, ?2, ?3, ?3, ?3, ?3, ?4) "
-    "ON CONFLICT (symbol, t) DO UPDATE SET "
+    "INSERT INTO bars (source, symbol, t, o, h, l, c, v)"
+    " VALUES ({source}, ?1, ?2, ?3, ?3, ?3, ?3, ?4) "
+    "ON CONFLICT (source, symbol, t) DO UPDATE SET "
     "h = max(h, excluded.h), l = min(l, excluded.l), v = v + excluded.v"
 )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class BarAggregator:
@@ -194,12 +201,16 @@ class BarAggregator:
         return bar[3] if bar is not None else None
 
 
-def store(rows: Sequence[MinuteBar], merges: Sequence[Merge] = ()) -> None:
-    """Write bars in one transaction: rows replace, merges widen high/low and add volume."""
+def store(
+    rows: Sequence[MinuteBar], merges: Sequence[Merge] = (), source: str | None = None
+) -> None:
+    """Write bars of `source` (default: the process's, sources.current()) in one
+    transaction: rows replace, merges widen high/low and add volume."""
+    quoted = _literal(source or sources.current())
     with write_transaction():
         connection = db.connection()
-        connection.executemany(_UPSERT, rows)
-        connection.executemany(_MERGE, merges)
+        connection.executemany(_UPSERT.format(source=quoted), rows)
+        connection.executemany(_MERGE.format(source=quoted), merges)
 
 
 class BarWriter:
@@ -207,9 +218,10 @@ class BarWriter:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bar-writer")
+        self._source = sources.current()
 
     def submit(self, rows: list[MinuteBar], merges: list[Merge]) -> Future[None]:
-        future = self._executor.submit(store, rows, merges)
+        future = self._executor.submit(store, rows, merges, self._source)
         future.add_done_callback(_report_failure)
         return future
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
-from autotrader_desktop.database import db
+from autotrader_desktop.database import db, write_transaction
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.events import event
-from autotrader_desktop.feed import market_hours
+from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
 from autotrader_desktop.feed.client import (
     AUTH_FAILED,
@@ -100,6 +100,8 @@ class MarketData:
     ) -> None:
         self.settings = settings or Settings()
         self.feed = self.settings.feed
+        self.source = sources.for_feed(self.feed, self.settings.simulator_seed)
+        sources.use(self.source)
         self._clock = clock
         self._backoff = backoff
         self._lock = threading.Lock()
@@ -107,6 +109,8 @@ class MarketData:
         self._prepare_lock = threading.Lock()
         self._subscriptions: Counter[str] = Counter()
         self._prepared: set[str] = set()
+        # symbol -> the newest minute its history was prepared up to
+        self._horizon: dict[str, int] = {}
         self._fallback_prices: dict[str, tuple[float, float]] = {}  # price, when (epoch s)
         self._simulator = Simulator(clock, self.settings.simulator_seed)
         self._history: HistoryClient | None = None
@@ -308,8 +312,9 @@ class MarketData:
             rows = (
                 db.connection()
                 .execute(
-                    "SELECT t FROM bars WHERE symbol = ? AND t <= ? ORDER BY t DESC LIMIT ?",
-                    (symbol, last_complete, MIN_BARS),
+                    "SELECT t FROM bars WHERE source = ? AND symbol = ? AND t <= ?"
+                    " ORDER BY t DESC LIMIT ?",
+                    (self.source, symbol, last_complete, MIN_BARS),
                 )
                 .fetchall()
             )
@@ -323,11 +328,90 @@ class MarketData:
                     log.warning("market data: no history for %s: %s", symbol, exc)
                     failed.append(symbol)
                     continue
-                store(bars)
+                self._store_fetched(symbol, start, last_complete, bars)
                 log.info("market data: stored %d bars of %s history", len(bars), symbol)
             with self._lock:
                 self._prepared.add(symbol)
+                self._horizon[symbol] = last_complete
         return failed
+
+    def _store_fetched(self, symbol: str, start: int, end: int, bars: list[MinuteBar]) -> None:
+        """Store what a history request answered and remember the range as asked for
+        (merged with the ranges it touches, so a symbol keeps a few rows, not one a minute)."""
+        key = (self.source, symbol)
+        with write_transaction():
+            store(bars, source=self.source)
+            conn = db.connection()
+            touching = conn.execute(
+                "SELECT start, end FROM bar_coverage WHERE source = ? AND symbol = ?"
+                " AND end >= ? AND start <= ?",
+                (*key, start - 60, end + 60),
+            ).fetchall()
+            start = min([start, *(row[0] for row in touching)])
+            end = max([end, *(row[1] for row in touching)])
+            conn.execute(
+                "DELETE FROM bar_coverage WHERE source = ? AND symbol = ? AND start >= ?"
+                " AND start <= ?",
+                (*key, start, end),
+            )
+            conn.execute(
+                "INSERT INTO bar_coverage (source, symbol, start, end) VALUES (?, ?, ?, ?)",
+                (*key, start, end),
+            )
+
+    def _missing(self, symbol: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [start, end] (minute starts) never asked of the history API."""
+        covered = (
+            db.connection()
+            .execute(
+                "SELECT start, end FROM bar_coverage WHERE source = ? AND symbol = ?"
+                " AND end >= ? AND start <= ? ORDER BY start",
+                (self.source, symbol, start, end),
+            )
+            .fetchall()
+        )
+        gaps, cursor = [], start
+        for low, high in covered:
+            if low > cursor:
+                gaps.append((cursor, min(low - 60, end)))
+            cursor = max(cursor, high + 60)
+        if cursor <= end:
+            gaps.append((cursor, end))
+        return [(a, b) for a, b in gaps if a <= b]
+
+    def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
+        """Fetch and store the bars of [start, end] that were never fetched (newest part
+        first), until `deadline` (time.monotonic()). For the data API: blocking, any
+        thread. Failures are logged: the caller answers with what is stored. True if
+        anything was asked of the history API.
+
+        Minutes after a streaming symbol was prepared are the stream's to deliver.
+        """
+        with self._lock:
+            streaming = self._client is not None and symbol in self._horizon
+            if streaming:
+                end = min(end, self._horizon[symbol])
+        gaps = self._missing(symbol, start // 60 * 60, end)
+        if not gaps:
+            return False
+        try:
+            history = self._history_client()
+        except credentials.CredentialsError as exc:
+            log.warning("market data: no history for %s: %s", symbol, exc)
+            return False
+        if history is None:
+            return False
+        for low, high in reversed(gaps):
+            if time.monotonic() >= deadline:
+                log.warning("market data: %s history request ran out of time", symbol)
+                return True
+            try:
+                bars = history.bars([symbol], low, high)[symbol]
+            except HistoryError as exc:
+                log.warning("market data: no history for %s: %s", symbol, exc)
+                return True
+            self._store_fetched(symbol, low, high, bars)
+        return True
 
     async def _backfill_gap(self, since: float) -> None:
         """After a reconnect: the server's bars from the minute the stream went quiet."""
@@ -345,7 +429,7 @@ class MarketData:
             history = self._history_client()
             found = history.bars(symbols, start, last_complete) if history else {}
             bars = [bar for rows in found.values() for bar in rows]
-            store([bar for bar in bars if bar.t < recent])
+            store([bar for bar in bars if bar.t < recent], source=self.source)
             return [bar for bar in bars if bar.t >= recent]
 
         try:

@@ -76,3 +76,29 @@ def next_close(at: datetime) -> datetime:
     if index == len(closes):
         raise ValueError(f"{at.isoformat()} is beyond the NYSE calendar's last session")
     return _from_epoch(closes[index])
+
+
+def in_session(minutes: np.ndarray) -> np.ndarray:
+    """For each minute start (epoch seconds), whether that minute is inside a regular
+    session: its bar is a regular-session bar (9:30 up to 15:59 New York on a full day)."""
+    opens, closes = _sessions()
+    minutes = np.asarray(minutes, dtype=np.int64)
+    index = np.searchsorted(opens, minutes, side="right") - 1
+    inside = index >= 0
+    inside[inside] = minutes[inside] < closes[index[inside]]
+    return inside
+
+
+def sessions_back(newest: int, minutes: int, *, limit: int) -> int:
+    """The open (epoch seconds) of the oldest session needed for `minutes` regular-session
+    minutes at or before minute `newest`, going back at most `limit` sessions."""
+    opens, closes = _sessions()
+    index = int(np.searchsorted(opens, newest, side="right")) - 1
+    count = 0
+    start = newest
+    for i in range(index, max(-1, index - limit), -1):
+        start = int(opens[i])
+        count += (min(int(closes[i]), newest + 60) - start) // 60
+        if count >= minutes:
+            break
+    return start

@@ -101,8 +101,13 @@ class FixedPriceMarket:
     def unsubscribe(self, symbol):
         pass
 
+    source = "sim/42"
+
     def prepare(self, symbols):
         pass
+
+    def ensure_history(self, symbol, start, end, deadline):
+        return False
 
     def latest_price(self, symbol):
         return 100.0

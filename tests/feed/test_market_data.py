@@ -304,7 +304,9 @@ def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp
         APCA_API_SECRET_KEY=SECRET,
         AUTOTRADER_MARKET_HOURS_GATING="off",  # on by default for Alpaca; the test runs anytime
     )
-    assert run_cli_subprocess(["add", "AAPL", "buyer", "100000"], env).returncode == 0
+    # Created on the feed it trades on: a data directory keeps one source's prices.
+    added = run_cli_subprocess(["--feed", "alpaca-iex", "add", "AAPL", "buyer", "100000"], env)
+    assert added.returncode == 0, added.stderr
 
     def prices_paid() -> set[float]:
         with closing(connect(data)) as conn:

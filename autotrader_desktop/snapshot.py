@@ -1,0 +1,218 @@
+"""An algorithm's snapshot: the exact source bytes it runs from, its own file and the sibling
+files of the folder it imports, with one code version and its conventions.
+
+The snapshot is taken once, when the algorithm is first loaded; from then on its instances
+run those bytes whatever happens to the files (the snapshot rule). Editing or deleting a
+sibling is drift just like editing the file itself.
+
+Sibling imports: a file may import another file of the algorithm folder as
+`from algorithm.<name> import ...`, `import algorithm.<name>`, `from algorithm import <name>`
+(how the web AutoTrader's files refer to each other), `from .<name> import ...`, or plainly
+`import <name>` / `from <name> import ...` when `<name>.py` is in the folder (files starting
+with `_` included: helpers that are not algorithms themselves). The `algorithm.` forms
+name a file that must exist; a missing one makes the snapshot fail with a clear reason.
+
+Pure apart from `read`, the caller's way of getting a file's bytes (the disk for the module
+cache, the bytes already read for discovery).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from autotrader_desktop import conventions
+from autotrader_desktop.enums import Conventions
+
+# The package name the web AutoTrader's files use for the algorithm folder.
+FOLDER_PACKAGE = "algorithm"
+
+Reader = Callable[[str], bytes | None]  # file stem -> its bytes, None if there is no such file
+
+
+class SnapshotError(Exception):
+    """The files cannot make a snapshot (a missing sibling...); the message is for the user."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # file stem
+    path: Path
+    source: bytes
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """`files[0]` is the algorithm's own file; the rest are its siblings, sorted by name."""
+
+    files: tuple[SourceFile, ...]
+    conventions: Conventions
+
+    @property
+    def name(self) -> str:
+        return self.files[0].name
+
+    @property
+    def main(self) -> SourceFile:
+        return self.files[0]
+
+    @property
+    def siblings(self) -> dict[str, SourceFile]:
+        return {f.name: f for f in self.files[1:]}
+
+    @property
+    def code_version(self) -> str:
+        return code_version(self.files)
+
+
+def code_version(files: tuple[SourceFile, ...] | list[SourceFile]) -> str:
+    """SHA-256 in hex. A lone file's is the hash of its bytes (what `sha256sum` prints);
+    with siblings, a hash over every file's name and content hash."""
+    if len(files) == 1:
+        return hashlib.sha256(files[0].source).hexdigest()
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.source).digest())
+    return digest.hexdigest()
+
+
+def _parse(source: bytes, path: Path) -> ast.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # compiler warnings about user code are not ours
+        return ast.parse(source, filename=str(path))
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What a file's source says about its imports, parsed once (discovery caches these).
+
+    plain: top-level names of plain imports (siblings if such a file exists);
+    required: names it imports as `algorithm.<name>` or relatively (must exist);
+    conventions: its own conventions (conventions.own), None if it says nothing.
+    """
+
+    plain: tuple[str, ...]
+    required: tuple[str, ...]
+    conventions: Conventions | None
+
+    def to_json(self) -> str:
+        return json.dumps([self.plain, self.required, self.conventions])
+
+    @classmethod
+    def from_json(cls, text: str) -> FileFacts:
+        plain, required, own = json.loads(text)
+        return cls(tuple(plain), tuple(required), Conventions(own) if own else None)
+
+
+def file_facts(source: bytes, path: Path) -> FileFacts:
+    """Raises SyntaxError or conventions.ConventionsError."""
+    tree = _parse(source, path)
+    plain: set[str] = set()
+    required: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top, _, rest = alias.name.partition(".")
+                if top != FOLDER_PACKAGE:
+                    plain.add(top)
+                elif rest:
+                    required.add(rest.partition(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            top, _, rest = (node.module or "").partition(".")
+            if node.level > 1:
+                continue  # beyond the folder: fails at import, as it would anywhere
+            if (node.level == 1 and not top) or (node.level == 0 and node.module == FOLDER_PACKAGE):
+                required.update(alias.name for alias in node.names if alias.name != "*")
+            elif node.level == 1:
+                required.add(top)
+            elif top == FOLDER_PACKAGE:
+                required.add(rest.partition(".")[0])
+            else:
+                plain.add(top)
+    return FileFacts(tuple(sorted(plain)), tuple(sorted(required)), conventions.own(tree))
+
+
+FactsOf = Callable[[bytes, Path], FileFacts]
+
+
+def take(name: str, folder: Path, read: Reader, facts: FactsOf = file_facts) -> Snapshot:
+    """The snapshot of algorithm `name` in `folder`: its file and every sibling it imports,
+    directly or through other siblings.
+
+    Raises SnapshotError (file or a required sibling missing), SyntaxError (any of the
+    files) or conventions.ConventionsError (a bad declaration).
+    """
+    sources: dict[str, bytes] = {}
+    known: dict[str, FileFacts] = {}
+    imports: dict[str, set[str]] = {}
+    cache: dict[str, bytes | None] = {}
+
+    def source_of(stem: str) -> bytes | None:
+        if stem not in cache:
+            cache[stem] = read(stem)
+        return cache[stem]
+
+    if source_of(name) is None:
+        raise SnapshotError(f"algorithm file {name}.py not found in {folder}")
+    todo = [name]
+    while todo:
+        stem = todo.pop()
+        if stem in sources:
+            continue
+        data = source_of(stem)
+        assert data is not None
+        sources[stem] = data
+        known[stem] = found = facts(data, folder / f"{stem}.py")
+        missing = sorted(n for n in found.required if source_of(n) is None)
+        if missing:
+            where = "" if stem == name else f" (in {stem}.py)"
+            raise SnapshotError(
+                f"imports {FOLDER_PACKAGE}.{missing[0]}{where}, but {missing[0]}.py is not in "
+                "the algorithm folder"
+            )
+        wanted = set(found.required) | {n for n in found.plain if source_of(n) is not None}
+        wanted.discard(stem)
+        imports[stem] = wanted
+        todo.extend(wanted)
+
+    resolved: dict[str, Conventions] = {}
+
+    def conventions_of(stem: str, seen: frozenset[str]) -> Conventions:
+        if stem not in resolved:
+            deps = [conventions_of(d, seen | {stem}) for d in sorted(imports[stem] - seen)]
+            resolved[stem] = conventions.resolve(known[stem].conventions, deps)
+        return resolved[stem]
+
+    files = [SourceFile(name, folder / f"{name}.py", sources[name])]
+    files += [SourceFile(s, folder / f"{s}.py", sources[s]) for s in sorted(sources) if s != name]
+    return Snapshot(tuple(files), conventions_of(name, frozenset()))
+
+
+def disk_reader(folder: Path) -> Reader:
+    """Read `<stem>.py` of `folder`; None when there is no such file."""
+
+    def read(stem: str) -> bytes | None:
+        if not stem.isidentifier():
+            return None
+        try:
+            return (folder / f"{stem}.py").read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    return read
+
+
+def changed(snapshot: Snapshot, read: Reader) -> tuple[bool, bool]:
+    """(some file differs from the snapshot, the algorithm's own file is gone)."""
+    main_now = read(snapshot.name)
+    if main_now is None:
+        return True, True
+    differs = main_now != snapshot.main.source or any(
+        read(f.name) != f.source for f in snapshot.files[1:]
+    )
+    return differs, False

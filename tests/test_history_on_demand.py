@@ -1,0 +1,147 @@
+"""History on demand, sessions and legacy bar shapes in the data API.
+
+The market data is the real one on the simulator feed without a stream: its history
+client answers in-process, exactly as the simulator's REST endpoint does.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from autotrader_desktop import api
+from autotrader_desktop.feed import market_hours, price_path
+from autotrader_desktop.feed.bars import store
+from autotrader_desktop.feed.history import HistoryClient
+from autotrader_desktop.feed.market_data import MarketData
+from autotrader_desktop.legacy import db_manager
+from autotrader_desktop.settings import Settings
+from tests.helpers import T0
+
+NEWEST = int(T0.timestamp()) // 60 * 60 - 60  # the last completed minute at T0
+
+
+class CountingTransport:
+    """The simulator's REST answers, counted (or nothing at all, for `empty`)."""
+
+    def __init__(self, market: MarketData, empty: bool = False) -> None:
+        self.calls: list[str] = []
+        self._rest = market._simulator.rest
+        self._empty = empty
+
+    def __call__(self, target: str):
+        self.calls.append(target)
+        return (200, {"bars": [], "next_page_token": None}) if self._empty else self._rest(target)
+
+
+@pytest.fixture
+def market(db, clock):
+    market_hours.is_open(T0)  # load the calendar up front
+    market = MarketData(clock, Settings(feed="sim"))
+    api.set_history(market.ensure_history, 20.0)
+    yield market
+    api.set_history(None)
+
+
+def counted(market: MarketData, empty: bool = False) -> CountingTransport:
+    transport = CountingTransport(market, empty)
+    market._history = HistoryClient("sim:", transport=transport)
+    return transport
+
+
+def simulated(symbol: str, start: int, end: int) -> list[tuple]:
+    return [tuple(row) for row in price_path.minute_bars(symbol, start, end + 60)]
+
+
+def rows(bars: list[dict]) -> list[tuple]:
+    return [
+        (
+            int(api.to_epoch_seconds(b["timestamp"], "t")),
+            *(b["ohlcv"][k] for k in "ohlcv"),
+        )
+        for b in bars
+    ]
+
+
+def test_more_bars_than_prepared_are_fetched_in_the_same_call(market):
+    transport = counted(market)
+    store([("NVDA", *row) for row in simulated("NVDA", NEWEST - 200 * 60, NEWEST)])
+    bars = api.get_data_for_algorithm("NVDA", "last_n_bars", n=1000)
+    assert len(bars) == 1000
+    assert rows(bars) == simulated("NVDA", NEWEST - 999 * 60, NEWEST)
+    assert transport.calls
+    # Asked once: the same request again is answered from the store.
+    calls = len(transport.calls)
+    assert api.get_data_for_algorithm("NVDA", "last_n_bars", n=1000) == bars
+    assert len(transport.calls) == calls
+
+
+def test_an_old_time_range_is_fetched(market):
+    counted(market)
+    start = T0 - timedelta(days=8)
+    bars = api.get_data_for_algorithm(
+        "AAPL", "time_range", start=start, end=start + timedelta(minutes=29)
+    )
+    first = int(start.timestamp()) // 60 * 60 + 60
+    assert rows(bars) == simulated("AAPL", first, first + 28 * 60)
+
+
+def test_a_symbol_without_data_gives_no_bars_and_is_asked_once(market):
+    transport = counted(market, empty=True)
+    assert api.get_data_for_algorithm("ZZZZ", "last_n_bars", n=50) == []
+    assert db_manager.get_data_for_algorithm("ZZZZ", "last_n_bars", n=50) == []
+    calls = len(transport.calls)
+    assert calls
+    assert api.get_data_for_algorithm("ZZZZ", "last_n_bars", n=50) == []
+    assert len(transport.calls) == calls
+
+
+def test_a_request_past_its_deadline_fetches_nothing(market):
+    transport = counted(market)
+    market.ensure_history("NVDA", NEWEST - 3600, NEWEST, time.monotonic() - 1)
+    assert transport.calls == []
+
+
+def test_sessions_regular_and_all(market):
+    counted(market)
+    # Wednesday 15:31 UTC is 11:31 New York: the session opened at 13:30 UTC, 120 minutes ago.
+    everything = api.get_data_for_algorithm("NVDA", "last_n_bars", n=200)
+    regular = api.get_data_for_algorithm("NVDA", "last_n_bars", n=200, session="regular")
+    assert rows(everything) == simulated("NVDA", NEWEST - 199 * 60, NEWEST)
+    stamps = [b["timestamp"] for b in regular]
+    assert len(stamps) == 200
+    # 121 minutes of today's session, and before them the end of yesterday's.
+    assert stamps[-121] == "2024-03-13T13:30:00Z"
+    assert stamps[-122] == "2024-03-12T19:59:00Z"
+    assert stamps[0] == "2024-03-12T18:41:00Z"
+    with pytest.raises(ValueError, match="session must be 'regular' or 'all'"):
+        api.get_data_for_algorithm("NVDA", "last_n_bars", n=2, session="pre")
+
+
+def test_legacy_bars_are_regular_with_integer_volume_and_lenient_arguments(market):
+    counted(market)
+    modern = api.get_data_for_algorithm("NVDA", "last_n_bars", n=11, session="regular")
+    for n in (11, 11.0, "11", " 11 "):
+        legacy = db_manager.get_data_for_algorithm("NVDA", "last_n_bars", n=n)
+        assert [b["timestamp"] for b in legacy] == [b["timestamp"] for b in modern]
+        assert all(type(b["ohlcv"]["v"]) is int for b in legacy)
+        assert [b["ohlcv"]["v"] for b in legacy] == [round(b["ohlcv"]["v"]) for b in modern]
+    # A naive before_timestamp is UTC.
+    naive = db_manager.get_data_for_algorithm(
+        "NVDA", "last_n_bars", n=1, before_timestamp="2024-03-13T14:00:00"
+    )
+    assert naive[0]["timestamp"] == "2024-03-13T14:00:00Z"
+    for bad in (0, 2.5, "eleven", None, True):
+        with pytest.raises(ValueError, match="positive whole number"):
+            db_manager.get_data_for_algorithm("NVDA", "last_n_bars", n=bad)
+
+
+def test_legacy_latest_price_is_the_newest_regular_bar(market, clock):
+    counted(market)
+    latest = db_manager.get_latest_price("NVDA")
+    assert latest["timestamp"] == api.iso(NEWEST)
+    # After the close, the latest is the session's last minute, not the evening's.
+    clock.set(T0.replace(hour=23))
+    assert db_manager.get_latest_price("NVDA")["timestamp"] == "2024-03-13T19:59:00Z"

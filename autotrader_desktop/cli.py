@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import difflib
 import json
 import logging
@@ -167,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     formats.add_argument(
         "--json", action="store_true", help="print JSON (the fields of get_transactions)"
     )
+    apac = command(
+        "import-apac",
+        "import a web AutoTrader installation: its instances, trades, algorithm files and key",
+    )
+    apac.add_argument("directory", metavar="DIR", help="the web AutoTrader's folder")
+    json_option(apac, "what was imported")
     command("cycle", "run cycles now, in this process, then exit").add_argument(
         "--count", type=_positive_int, default=1, metavar="N", help="how many cycles (default 1)"
     )
@@ -461,6 +468,17 @@ def _local_time(timestamp: str) -> str:
     return f"{when:%Y-%m-%d %H:%M:%S %Z}"
 
 
+def cmd_import_apac(ctx: Context, args: argparse.Namespace) -> int:
+    from autotrader_desktop.legacy.apac_import import import_installation
+
+    report = import_installation(Path(args.directory).expanduser(), ctx.algorithm_dir)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
     engine = ctx.engine()
     engine.open()
@@ -513,6 +531,7 @@ COMMANDS = {
     "delete": cmd_delete,
     "trades": cmd_trades,
     "cycle": cmd_cycle,
+    "import-apac": cmd_import_apac,
     "headless": cmd_headless,
 }
 

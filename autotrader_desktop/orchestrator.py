@@ -27,6 +27,7 @@ from autotrader_desktop.database import Instance, Run
 from autotrader_desktop.decision import validate
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.events import event
+from autotrader_desktop.feed import sources
 from autotrader_desktop.journal import RunResult
 from autotrader_desktop.module_cache import ModuleCache
 from autotrader_desktop.output_capture import OutputCapture
@@ -152,7 +153,13 @@ class Orchestrator:
             Instance.select(
                 Instance.id, Instance.symbol, Instance.algorithm, Instance.initial_capital
             )
-            .where((Instance.status == InstanceStatus.RUNNING) & Instance.id.not_in(already))
+            .where(
+                (Instance.status == InstanceStatus.RUNNING)
+                & Instance.id.not_in(already)
+                # Never at another source's prices (an import may add such instances while
+                # this engine runs; feed/sources.py).
+                & (Instance.source == sources.current())
+            )
             .order_by(Instance.id)
             .tuples()
         )

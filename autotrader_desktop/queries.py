@@ -25,7 +25,7 @@ from autotrader_desktop.database import (
     Transaction,
     db,
 )
-from autotrader_desktop.enums import InstanceStatus, Outcome
+from autotrader_desktop.enums import Conventions, InstanceStatus, Outcome
 from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.settings import Settings
@@ -72,6 +72,8 @@ class InstanceRow:
     last_decision: str | None
     last_run_at: datetime | None
     error: str | None
+    # Those its code last ran with (docs/legacy.md); None before its first run.
+    conventions: Conventions | None = None
 
     @property
     def value(self) -> float:
@@ -102,7 +104,7 @@ class Overview:
 # cost ~10x as much per row.
 _ROWS_SQL = (
     "SELECT id, display_name, ticker, algorithm_type, status, code_version, initial_capital,"
-    " cash, shares, last_price, trade_count, last_decision, last_run_at, error"
+    " cash, shares, last_price, trade_count, last_decision, last_run_at, error, conventions"
     " FROM algorithm_instances ORDER BY id"
 )
 
@@ -135,6 +137,7 @@ def overview(engine: EngineView) -> Overview:
         decision,
         last_run_at,
         error,
+        conventions,
     ) in db.execute_sql(_ROWS_SQL):
         if symbol not in prices:
             prices[symbol] = price_of(symbol)
@@ -158,6 +161,7 @@ def overview(engine: EngineView) -> Overview:
                 last_decision=decision,
                 last_run_at=_utc(last_run_at) if last_run_at else None,
                 error=error,
+                conventions=Conventions(conventions) if conventions else None,
             )
         )
     # The rows' last prices are the live ones.

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import keyring.backend
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -534,3 +535,97 @@ def load_tool(name: str) -> ModuleType:
 
 
 stdlib_modules = load_tool("stdlib_modules")
+
+
+# --- a web AutoTrader installation (import-apac) ---------------------------------------
+
+# The web AutoTrader's system.db schema, as its setup script created it.
+OLD_SCHEMA = """
+CREATE TABLE algorithm_instances (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    display_name TEXT NOT NULL,
+    algorithm_type TEXT NOT NULL,
+    ticker TEXT NOT NULL,
+    initial_capital REAL NOT NULL CHECK(initial_capital > 0),
+    status TEXT NOT NULL DEFAULT 'running' CHECK(status IN ('running', 'stopped')),
+    created_at TEXT NOT NULL,
+    stopped_at TEXT
+);
+CREATE TABLE transactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    algorithm_id INTEGER NOT NULL,
+    type TEXT NOT NULL CHECK(type IN ('buy', 'sell')),
+    shares INTEGER NOT NULL CHECK(shares > 0),
+    price REAL NOT NULL CHECK(price > 0),
+    timestamp TEXT NOT NULL,
+    FOREIGN KEY (algorithm_id) REFERENCES algorithm_instances(id)
+);
+CREATE TABLE system_config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO system_config VALUES ('pin', '2020');
+"""
+
+OLD_SMA = """
+from database.db_manager import get_data_for_algorithm
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        self.ticker = ticker
+
+    def run(self, current_time, algo_id):
+        return ('hold', 0)
+"""
+
+OLD_SCALPER = OLD_SMA.replace("('hold', 0)", "('buy', 1)")
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """An encrypted-store stand-in that keeps secrets in memory."""
+
+    priority = 10
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.secrets.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.secrets.pop((service, username), None)
+
+
+def build_installation(root: Path) -> Path:
+    """Two instances (one stopped), four trades, two algorithm files and a .env."""
+    (root / "system_databse").mkdir(parents=True)
+    with closing(sqlite3.connect(root / "system_databse" / "system.db")) as conn, conn:
+        conn.executescript(OLD_SCHEMA)
+        conn.executemany(
+            "INSERT INTO algorithm_instances (display_name, algorithm_type, ticker,"
+            " initial_capital, status, created_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("NVDA_sma_crossover_20250102_143022", "sma_crossover", "NVDA", 5000.0,
+                 "running", "2025-01-02T14:30:22Z", None),
+                ("AAPL_scalper_20250103_150000", "scalper", "AAPL", 2000.0,
+                 "stopped", "2025-01-03T15:00:00Z", "2025-01-06T16:00:00Z"),
+            ],
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO transactions (algorithm_id, type, shares, price, timestamp)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (1, "buy", 10, 140.5, "2025-01-02T15:16:02Z"),
+                (1, "sell", 4, 150.25, "2025-01-03T14:31:02Z"),
+                (2, "buy", 5, 240.0, "2025-01-03T15:01:02Z"),
+                (2, "sell", 5, 245.0, "2025-01-06T15:59:02Z"),
+            ],
+        )
+    (root / "algorithm").mkdir()
+    (root / "algorithm" / "sma_crossover.py").write_text(OLD_SMA)
+    (root / "algorithm" / "scalper.py").write_text(OLD_SCALPER)
+    (root / ".env").write_text(
+        "# web AutoTrader\nALPACA_API_KEY=PKTEST123\nALPACA_SECRET='s3cr3t value'\n"
+        "ALPACA_PAPER=true\nexport ALPACA_FEED=iex\n"
+    )
+    return root

@@ -238,6 +238,10 @@ class ActivityTabs(QWidget):
             colour = self._theme.warning.name()
             version += f' — <span style="color:{colour}">{row.drift.value}</span>'
         parts.append(version)
+        if row.conventions is not None:
+            parts.append(
+                f'<span title="{row.conventions.label}">{row.conventions} conventions</span>'
+            )
         if row.error:
             parts.append(
                 f'<span style="color:{self._theme.loss.name()}">{escape(row.error)}</span>'

@@ -66,6 +66,9 @@ class AddDialog(QDialog):
         self.busy.setMaximumHeight(8)
         self.scan_status = QLabel()
         self.scan_status.setWordWrap(True)
+        # Which conventions the selected file's instances run with (docs/legacy.md).
+        self.conventions = QLabel("—")
+        self.conventions.setWordWrap(True)
         self.excluded = QLabel()
         self.excluded.setWordWrap(True)
         self.excluded.setTextFormat(Qt.TextFormat.RichText)
@@ -96,6 +99,7 @@ class AddDialog(QDialog):
         form.addRow("", self.busy)
         form.addRow("", self.scan_status)
         form.addRow("", self.excluded)
+        form.addRow("Conventions", self.conventions)
         form.addRow("&Capital", self.capital)
         form.addRow("", self.capital_hint)
         form.addRow("", self.capital_error)
@@ -209,6 +213,8 @@ class AddDialog(QDialog):
         symbol = self._check(self.symbol_error, self.symbol.text(), instances.normalize_symbol)
         capital = self._check(self.capital_error, self.capital.text(), self._parse_capital)
         algorithm = self.algorithm.currentData(ALGORITHM_ROLE)
+        chosen = next((f for f in self.algorithms if f.name == algorithm), None)
+        self.conventions.setText(chosen.conventions.label if chosen and chosen.conventions else "—")
         if symbol and algorithm:
             self.preview.setText(
                 instances.display_name(symbol, algorithm, self._engine.clock.now())

@@ -30,6 +30,7 @@ from autotrader_desktop.engine import Engine
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
+from autotrader_desktop.legacy.apac_import import ImportReport, import_installation
 from autotrader_desktop.orchestrator import CycleReport
 from autotrader_desktop.queries import Bars, Fills, InstanceRow, Overview
 from autotrader_desktop.ui import activity, theme
@@ -199,6 +200,12 @@ class MainWindow(QMainWindow):
             self.export_trades,
             "Save the selected instance's trades (all trades without a selection) as CSV",
         )
+        self.import_action = action(
+            "Import web AutoTrader…",
+            "Ctrl+Shift+I",
+            self.import_apac,
+            "Import a web AutoTrader installation: instances, trades, algorithm files, key",
+        )
         action("Refresh", QKeySequence.StandardKey.Refresh, self.refresh, "Re-read everything")
         action("Filter", QKeySequence.StandardKey.Find, self._focus_filter, "Filter instances")
         action("Quit", QKeySequence.StandardKey.Quit, self.close, "Quit AutoTrader Desktop")
@@ -214,6 +221,9 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.settings_action)
         toolbar.addAction(self.export_action)
         self.addToolBar(toolbar)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -357,6 +367,33 @@ class MainWindow(QMainWindow):
 
         self.background.submit(
             queries.export_trades, path, row.id if row else None, on_done=done, on_error=failed
+        )
+
+    def import_apac(self) -> None:
+        chooser = QFileDialog(self, "Import a web AutoTrader installation", str(Path.home()))
+        chooser.setFileMode(QFileDialog.FileMode.Directory)
+        chooser.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        chooser.fileSelected.connect(lambda path: self.import_installation(Path(path)))
+        chooser.open()
+
+    def import_installation(self, directory: Path) -> None:
+        """Import it off the GUI thread; the report (or why not) in a message box."""
+
+        def done(report: ImportReport) -> None:
+            QMessageBox.information(self, TITLE, "\n".join(report.lines()))
+            self.refresh()
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, UserError):
+                raise exc
+            QMessageBox.warning(self, TITLE, f"Nothing was imported: {exc}")
+
+        self.background.submit(
+            import_installation,
+            directory,
+            self.engine.algorithm_dir,
+            on_done=done,
+            on_error=failed,
         )
 
     # --- refreshing ---------------------------------------------------------------------

@@ -469,9 +469,7 @@ def _local_time(timestamp: str) -> str:
 
 
 def cmd_import_apac(ctx: Context, args: argparse.Namespace) -> int:
-    from autotrader_desktop.legacy.apac_import import import_installation
-
-    report = import_installation(Path(args.directory).expanduser(), ctx.algorithm_dir)
+    report = ctx.service().import_apac(Path(args.directory).expanduser())
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:

@@ -157,8 +157,9 @@ class Orchestrator:
                 (Instance.status == InstanceStatus.RUNNING)
                 & Instance.id.not_in(already)
                 # Never at another source's prices (an import may add such instances while
-                # this engine runs; feed/sources.py).
-                & (Instance.source == sources.current())
+                # this engine runs; feed/sources.py). None: written without one by another
+                # program, taken to be this data directory's.
+                & ((Instance.source == sources.current()) | Instance.source.is_null())
             )
             .order_by(Instance.id)
             .tuples()

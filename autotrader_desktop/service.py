@@ -1,8 +1,9 @@
 """The one way in: every change of state goes through `Service`.
 
 Creating, stopping and deleting instances, retrying failed ones on a restart, saving
-settings and booking what a cycle's runs decided: the engine, the command line and (through
-the engine) the window all call these methods and nothing else writes those rows. A
+settings, booking what a cycle's runs decided and importing a web AutoTrader installation:
+the engine, the command line and (through the engine) the window all call these methods and
+nothing else writes those rows. A
 broker's trades are booked by `record_runs` (a cycle's decisions) and `stop_instance`
 (selling the open position), both through `accounting.book_trade`.
 
@@ -21,6 +22,7 @@ from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, write_transaction
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.journal import RecordedRun, RunResult
+from autotrader_desktop.legacy import apac_import
 from autotrader_desktop.paper_broker import PaperBroker
 from autotrader_desktop.settings import Settings
 
@@ -87,6 +89,19 @@ class Service:
 
     def account(self) -> accounting.Account:
         return accounting.account(self.settings.starting_balance, self.price_of)
+
+    # --- migrating ----------------------------------------------------------------------
+
+    def import_apac(self, directory: Path) -> apac_import.ImportReport:
+        """Import a web AutoTrader installation (docs/legacy.md): checked whole first, then
+        its new algorithm files, its instances and trades (one transaction), its key."""
+        installation = apac_import.read(directory, self.algorithm_dir)
+        apac_import.write_files(installation, self.algorithm_dir)
+        with write_transaction():
+            apac_import.store_instances(installation)
+        if apac_import.store_key(installation):
+            self.save_settings({"feed": installation.source})
+        return installation.report
 
     # --- settings ---------------------------------------------------------------------
 

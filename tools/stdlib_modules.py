@@ -1,6 +1,7 @@
-"""Which standard-library and numpy modules the packaged app bundles for user algorithms.
+"""Which standard-library, numpy and pandas modules the packaged app bundles for user
+algorithms.
 
-User algorithms may import any standard-library module and numpy (SPEC §10), but
+User algorithms may import any standard-library module, numpy and pandas, but
 PyInstaller only bundles what the app itself imports. build_app.spec therefore lists
 every module found here as a hidden import, and tests/e2e/test_bundle.py checks
 that every one of them that imports from source also imports inside the built bundle.
@@ -36,6 +37,8 @@ NUMPY_EXCLUDED = {
     "numpy.distutils",
     "numpy.f2py._backends._distutils",
 }
+# pandas' pytest configuration (it imports pytest, which the bundle does not have).
+PANDAS_EXCLUDED = {"pandas.conftest"}
 # Tk-based modules: bundled only when Tk is installed on the build machine (else _tkinter
 # cannot load there and PyInstaller cannot collect Tcl/Tk's files).
 TK_MODULES = {"tkinter", "_tkinter", "turtle"}
@@ -111,15 +114,22 @@ def stdlib_modules(include_tk: bool | None = None) -> list[str]:
     return sorted(found)
 
 
-def numpy_modules() -> list[str]:
-    """numpy and all its submodules, test suites and packaging hooks left out."""
-    spec = importlib.util.find_spec("numpy")
+def _package_modules(package: str, excluded: set[str]) -> list[str]:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return []
-    names = {"numpy", *_walk("numpy", list(spec.submodule_search_locations))}
-    return sorted(
-        n for n in names if not any(n == x or n.startswith(x + ".") for x in NUMPY_EXCLUDED)
-    )
+    names = {package, *_walk(package, list(spec.submodule_search_locations))}
+    return sorted(n for n in names if not any(n == x or n.startswith(x + ".") for x in excluded))
+
+
+def numpy_modules() -> list[str]:
+    """numpy and all its submodules, test suites and packaging hooks left out."""
+    return _package_modules("numpy", NUMPY_EXCLUDED)
+
+
+def pandas_modules() -> list[str]:
+    """pandas and all its submodules, its test suite and pytest plumbing left out."""
+    return _package_modules("pandas", PANDAS_EXCLUDED)
 
 
 def import_check_modules(modules: list[str]) -> list[str]:
@@ -132,6 +142,6 @@ def import_check_modules(modules: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    std, num = stdlib_modules(), numpy_modules()
-    print(f"{len(std)} standard-library modules, {len(num)} numpy modules")
+    std, num, pd = stdlib_modules(), numpy_modules(), pandas_modules()
+    print(f"{len(std)} standard-library modules, {len(num)} numpy and {len(pd)} pandas modules")
     print(f"Tk {'available' if tk_available() else 'not available'}")

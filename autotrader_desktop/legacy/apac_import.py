@@ -9,9 +9,11 @@ What moves (docs/legacy.md):
 - `.env`: ALPACA_API_KEY / ALPACA_SECRET into the OS keyring and the feed setting (from
   ALPACA_FEED) when a safe keyring exists; otherwise the report says how to set them.
 
-Everything is read and checked before anything changes: a damaged or foreign file is
-refused with the reason and nothing is written. Running it again imports nothing twice
-(an instance whose display name exists is skipped; identical files are left alone).
+`read()` reads and checks everything before anything changes: a damaged or foreign file is
+refused with the reason and nothing is written. `Service.import_apac` then applies it
+(files, then instances and trades in one transaction, then the key and the feed setting).
+Running it again imports nothing twice (an instance whose display name exists is skipped;
+identical files are left alone).
 Imported instances trade on Alpaca's prices (ALPACA_FEED, IEX by default): a data
 directory whose instances trade on another source refuses the import.
 """
@@ -27,12 +29,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autotrader_desktop import credentials, settings
-from autotrader_desktop.database import Instance, Transaction, write_transaction
+from autotrader_desktop import accounting, credentials
+from autotrader_desktop.database import Instance
 from autotrader_desktop.enums import Feed, InstanceStatus
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
 from autotrader_desktop.instances import InstanceError, normalize_symbol
+from autotrader_desktop.paper_broker import Fill
 
 SYSTEM_DB = Path("system_databse") / "system.db"
 ALGORITHM_FOLDER = "algorithm"
@@ -75,15 +78,6 @@ class _Instance:
     created_at: datetime
     stopped_at: datetime | None
     trades: list[_Trade] = field(default_factory=list)
-
-    @property
-    def position(self) -> tuple[float, int]:
-        cash, shares = self.capital, 0
-        for trade in self.trades:
-            sign = 1 if trade.type == "buy" else -1
-            cash -= sign * trade.shares * trade.price
-            shares += sign * trade.shares
-        return cash, shares
 
 
 @dataclass
@@ -297,71 +291,100 @@ def _plan_files(source: Path, target: Path) -> tuple[dict[str, bytes], ImportRep
     return writes, report
 
 
-def _write_files(target: Path, writes: dict[str, bytes]) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in writes.items():
-        # Whole or not at all: written beside, then renamed into place.
-        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
+@dataclass
+class Installation:
+    """A web AutoTrader installation, read and checked, ready to apply."""
+
+    instances: list[_Instance]
+    files: dict[str, bytes]  # algorithm folder file stem -> content to write
+    report: ImportReport  # what happens to the files, so far
+    env: dict[str, str]
+    feed: Feed
+
+    @property
+    def source(self) -> str:
+        return str(self.feed)
+
+
+def read(directory: Path, algorithm_dir: Path) -> Installation:
+    """Read and check the installation in `directory`; nothing is written.
+
+    Raises ApacImportError (damaged, foreign) or sources.SourceMismatch (this data
+    directory's instances trade on another source).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ApacImportError(f"{directory} is not a folder")
+    instances = _read_system_db(directory / SYSTEM_DB)
+    env = _read_env(directory / ENV_FILE)
+    feed = _feed(env)
+    sources.check(str(feed))
+    files, report = _plan_files(directory / ALGORITHM_FOLDER, algorithm_dir)
+    return Installation(instances, files, report, env, feed)
+
+
+def write_files(installation: Installation, algorithm_dir: Path) -> None:
+    """Each new file whole or not at all: written beside, then renamed into place."""
+    algorithm_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in installation.files.items():
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=algorithm_dir)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.replace(temporary, target / f"{name}.py")
+        os.replace(temporary, algorithm_dir / f"{name}.py")
 
 
-def _store(instances: list[_Instance], renamed: dict[str, str], source: str, report) -> None:
-    with write_transaction():
-        sources.check(source)
-        taken = {name for (name,) in Instance.select(Instance.display_name).tuples()}
-        for old in instances:
-            if old.display_name in taken:
-                report.already.append(old.display_name)
-                continue
-            cash, shares = old.position
-            instance = Instance.create(
-                display_name=old.display_name,
-                algorithm=renamed.get(old.algorithm, old.algorithm),
-                symbol=old.symbol,
-                initial_capital=old.capital,
-                status=old.status,
-                created_at=old.created_at,
-                stopped_at=old.stopped_at,
-                cash=cash,
-                shares=shares,
-                trade_count=len(old.trades),
-                source=source,
+def store_instances(installation: Installation) -> None:
+    """The instances not imported before, each with its trades booked one by one (cash and
+    shares follow from them). Call inside a write transaction."""
+    report = installation.report
+    sources.check(installation.source)
+    taken = {name for (name,) in Instance.select(Instance.display_name).tuples()}
+    for old in installation.instances:
+        if old.display_name in taken:
+            report.already.append(old.display_name)
+            continue
+        instance = Instance.create(
+            display_name=old.display_name,
+            algorithm=report.renamed.get(old.algorithm, old.algorithm),
+            symbol=old.symbol,
+            initial_capital=old.capital,
+            status=old.status,
+            created_at=old.created_at,
+            stopped_at=old.stopped_at,
+            cash=old.capital,
+            shares=0,
+            source=installation.source,
+        )
+        cash, shares = old.capital, 0
+        for trade in old.trades:
+            sign = 1 if trade.type == "buy" else -1
+            cash -= sign * trade.shares * trade.price
+            shares += sign * trade.shares
+            fill = Fill(trade.type, trade.shares, trade.price, 0.0, cash, shares)
+            accounting.book_trade(instance.id, fill, trade.timestamp)
+        report.instances.append(old.display_name)
+        report.trades += len(old.trades)
+        if old.status == InstanceStatus.STOPPED and shares:
+            report.notes.append(
+                f"{old.display_name} was stopped holding {shares} shares (the web "
+                "AutoTrader did not sell on stop); imported as it was"
             )
-            Transaction.insert_many(
-                [
-                    {
-                        "instance": instance.id,
-                        "type": t.type,
-                        "shares": t.shares,
-                        "price": t.price,
-                        "commission": 0.0,
-                        "timestamp": t.timestamp,
-                    }
-                    for t in old.trades
-                ]
-            ).execute()
-            report.instances.append(old.display_name)
-            report.trades += len(old.trades)
-            if old.status == InstanceStatus.STOPPED and shares:
-                report.notes.append(
-                    f"{old.display_name} was stopped holding {shares} shares (the web "
-                    "AutoTrader did not sell on stop); imported as it was"
-                )
 
 
-def _credentials(env: dict[str, str], feed: Feed, report: ImportReport) -> None:
-    key, secret = env.get("ALPACA_API_KEY", ""), env.get("ALPACA_SECRET", "")
+def store_key(installation: Installation) -> bool:
+    """The .env's Alpaca key into the OS keyring, if there is one and a safe keyring;
+    True if stored (the caller then sets the feed). The report says what happened."""
+    env, feed, report = installation.env, installation.feed, installation.report
     if env.get("ALPACA_PAPER", "true").strip().lower() not in ("1", "true", "yes", "on"):
         report.notes.append(
             "ALPACA_PAPER is off in .env (live trading there); here orders go to the paper "
             "broker until you choose otherwise"
         )
+    key, secret = env.get("ALPACA_API_KEY", ""), env.get("ALPACA_SECRET", "")
     if not (key and secret):
         if env:
             report.notes.append("no ALPACA_API_KEY/ALPACA_SECRET in .env: no key imported")
-        return
+        return False
     reason = _unsafe_keyring()
     if reason is None:
         try:
@@ -374,24 +397,6 @@ def _credentials(env: dict[str, str], feed: Feed, report: ImportReport) -> None:
             f"{credentials.SECRET_ENV} in the environment (the values of ALPACA_API_KEY "
             f"and ALPACA_SECRET in .env) and start with --feed {feed}"
         )
-        return
-    settings.save("feed", str(feed))
+        return False
     report.notes.append(f"Alpaca key stored in the OS keyring; feed set to {feed.label}")
-
-
-def import_installation(directory: Path, algorithm_dir: Path) -> ImportReport:
-    """Import the web AutoTrader installation in `directory` (see the module docstring)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ApacImportError(f"{directory} is not a folder")
-    instances = _read_system_db(directory / SYSTEM_DB)
-    env = _read_env(directory / ENV_FILE)
-    feed = _feed(env)
-    source = sources.of_feed(feed, 0)
-    assert source is not None
-    sources.check(source)  # before anything is written
-    writes, report = _plan_files(directory / ALGORITHM_FOLDER, algorithm_dir)
-    _write_files(algorithm_dir, writes)
-    _store(instances, report.renamed, source, report)
-    _credentials(env, feed, report)
-    return report
+    return True

@@ -30,7 +30,7 @@ from autotrader_desktop.engine import Engine
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
-from autotrader_desktop.legacy.apac_import import ImportReport, import_installation
+from autotrader_desktop.legacy.apac_import import ImportReport
 from autotrader_desktop.orchestrator import CycleReport
 from autotrader_desktop.queries import Bars, Fills, InstanceRow, Overview
 from autotrader_desktop.ui import activity, theme
@@ -389,11 +389,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, TITLE, f"Nothing was imported: {exc}")
 
         self.background.submit(
-            import_installation,
-            directory,
-            self.engine.algorithm_dir,
-            on_done=done,
-            on_error=failed,
+            self.engine.service.import_apac, directory, on_done=done, on_error=failed
         )
 
     # --- refreshing ---------------------------------------------------------------------

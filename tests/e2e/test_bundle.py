@@ -36,7 +36,7 @@ EXAMPLES = sorted(p.name for p in (REPO / "algorithm").glob("*.py"))
 TIMEOUT_S = 120
 
 STDLIB_ALGORITHM = '''
-"""Uses the standard library and numpy the way user algorithms do; buys 1 share a run."""
+"""Uses the standard library, numpy and pandas the way user algorithms do; buys 1 share a run."""
 import collections
 import csv
 import datetime
@@ -52,6 +52,7 @@ import statistics
 import zoneinfo
 
 import numpy as np
+import pandas as pd
 
 from autotrader_desktop.api import get_position
 
@@ -71,12 +72,15 @@ class Algorithm:
         values = np.array([self.rng.random() for _ in range(32)])
         stats = statistics.fmean(values.tolist())
         assert abs(stats - float(values.mean())) < 1e-9
+        frame = pd.DataFrame({"c": values}).rolling(4).mean()
+        assert abs(float(frame["c"].iloc[-1]) - float(values[-4:].mean())) < 1e-9
         assert decimal.Decimal("0.1") + decimal.Decimal("0.2") == decimal.Decimal("0.3")
         assert fractions.Fraction(1, 3) * 3 == 1
         counts = collections.Counter(itertools.islice(itertools.cycle("ab"), 5))
         out = io.StringIO()
         csv.writer(out).writerow([seen, counts["a"], hashlib.sha256(b"x").hexdigest()[:8]])
-        print(json.dumps({"run": seen, "row": out.getvalue().strip(), "numpy": np.__version__}))
+        print(json.dumps({"run": seen, "row": out.getvalue().strip(), "numpy": np.__version__,
+                          "pandas": pd.__version__}))
         position = get_position(algo_id)
         return ("buy", 1) if position["cash"] > 10_000 else ("hold", 0)
 '''
@@ -269,12 +273,14 @@ def test_add_with_bad_input_gives_a_clean_error_and_changes_nothing(app, env):
 
 
 @pytest.mark.timeout(900)
-def test_every_stdlib_and_numpy_module_importable_from_source_imports_in_the_bundle(
+def test_every_stdlib_numpy_and_pandas_module_importable_from_source_imports_in_the_bundle(
     app, env, tmp_path
 ):
     """Parity with the build interpreter, through the bundle's own algorithm import path."""
     modules = stdlib_modules.import_check_modules(
-        stdlib_modules.stdlib_modules() + stdlib_modules.numpy_modules()
+        stdlib_modules.stdlib_modules()
+        + stdlib_modules.numpy_modules()
+        + stdlib_modules.pandas_modules()
     )
     assert len(modules) > 800
 

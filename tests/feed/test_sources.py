@@ -7,14 +7,13 @@ from contextlib import closing
 
 import pytest
 
-from autotrader_desktop import api, database, settings
+from autotrader_desktop import api, database, queries, settings
 from autotrader_desktop.database import Instance
 from autotrader_desktop.engine import Engine
 from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.bars import store
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.settings import Settings
-from autotrader_desktop.ui import queries
 from tests.helpers import T0, FakeMarket, add_instance
 
 MINUTE = int(T0.timestamp()) // 60 * 60 - 60

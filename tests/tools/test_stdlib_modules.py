@@ -29,6 +29,9 @@ def test_bundled_module_lists():
     numpy = set(stdlib_modules.numpy_modules())
     assert {"numpy", "numpy.linalg", "numpy.random", "numpy.fft", "numpy.polynomial"} <= numpy
     assert not [n for n in numpy if "tests" in n.split(".") or n.startswith("numpy.distutils")]
+    pandas = set(stdlib_modules.pandas_modules())
+    assert {"pandas", "pandas.core.frame", "pandas.api.types", "pandas.tseries.offsets"} <= pandas
+    assert not [n for n in pandas if "tests" in n.split(".") or n == "pandas.conftest"]
     checked = stdlib_modules.import_check_modules(sorted(std))
     assert "antigravity" not in checked and "json.__main__" not in checked
     assert "json.tool" in checked

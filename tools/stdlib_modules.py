@@ -37,8 +37,14 @@ NUMPY_EXCLUDED = {
     "numpy.distutils",
     "numpy.f2py._backends._distutils",
 }
-# pandas' pytest configuration (it imports pytest, which the bundle does not have).
-PANDAS_EXCLUDED = {"pandas.conftest"}
+# pandas' pytest configuration (pytest), DataFrame.style (jinja2) and the matplotlib
+# plotting backend (matplotlib): they need packages the bundle leaves out (build_app.spec).
+PANDAS_EXCLUDED = {
+    "pandas.conftest",
+    "pandas.io.formats.style",
+    "pandas.io.formats.style_render",
+    "pandas.plotting._matplotlib",
+}
 # Tk-based modules: bundled only when Tk is installed on the build machine (else _tkinter
 # cannot load there and PyInstaller cannot collect Tcl/Tk's files).
 TK_MODULES = {"tkinter", "_tkinter", "turtle"}

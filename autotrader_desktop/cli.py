@@ -212,7 +212,7 @@ def _instance_id(text: str) -> int:
 # The commands that may start a new data directory (the window, and the commands that run
 # the engine or add to it); the others need one that exists, so that a mistyped --data-dir
 # is reported instead of silently becoming a new, empty one.
-CREATING_COMMANDS = {None, "add", "headless", "cycle"}
+CREATING_COMMANDS = {None, "add", "headless", "cycle", "import-apac"}
 
 
 class Context:
@@ -232,7 +232,8 @@ class Context:
                 what = "it holds no AutoTrader Desktop database"
             raise UserError(
                 f"cannot use {self.data_dir} as the data directory: {what}; check --data-dir "
-                "or AUTOTRADER_DATA_DIR (`add`, `headless` and the window start a new one)"
+                "or AUTOTRADER_DATA_DIR (`add`, `headless`, `import-apac` and the window start "
+                "a new one)"
             )
         try:
             database.open_database(self.data_dir)

@@ -10,7 +10,7 @@ import keyring
 import keyring.backends.fail
 import pytest
 
-from autotrader_desktop import cli, credentials
+from autotrader_desktop import cli, credentials, database
 from tests.helpers import (
     OLD_SCALPER,
     OLD_SMA,
@@ -158,8 +158,8 @@ def test_a_damaged_or_foreign_installation_is_refused_and_nothing_changes(
     capsys, installation, folder, data_dir, use_keyring, how, message
 ):
     secrets = use_keyring(MemoryKeyring())
-    code, _, _ = cli_run(capsys, "list")  # an existing data directory
-    assert code == 0
+    database.open_database(data_dir)  # an existing data directory
+    database.close_database()
     before = dump(data_dir, USER_TABLES)
     files = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
     damage(installation, how)

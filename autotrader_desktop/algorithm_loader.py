@@ -16,7 +16,6 @@ A sibling is executed once per snapshot, from the snapshot's bytes, on first imp
 from __future__ import annotations
 
 import builtins
-import importlib
 import inspect
 import linecache
 import sys
@@ -24,14 +23,16 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from autotrader_desktop.legacy import card_calculations, db_manager, system_db_manager
 from autotrader_desktop.snapshot import FOLDER_PACKAGE, Snapshot, SourceFile
 
-# legacy package -> {submodule name: module it stands for}
+# legacy package -> {submodule name: module it stands for}. Imported here, not by name at
+# run time, so that the packaged app's analysis sees them.
 LEGACY_PACKAGES = {
-    "database": {"db_manager": "autotrader_desktop.legacy.db_manager"},
+    "database": {"db_manager": db_manager},
     "system_databse": {
-        "system_db_manager": "autotrader_desktop.legacy.system_db_manager",
-        "card_calculations": "autotrader_desktop.legacy.card_calculations",
+        "system_db_manager": system_db_manager,
+        "card_calculations": card_calculations,
     },
 }
 # Dotted, so that algorithms' loggers (named after __name__) share one parent.
@@ -46,7 +47,7 @@ def _legacy_package(name: str) -> types.ModuleType:
     package = types.ModuleType(name)
     package.__path__ = []
     for sub, target in LEGACY_PACKAGES[name].items():
-        setattr(package, sub, importlib.import_module(target))
+        setattr(package, sub, target)
     return package
 
 

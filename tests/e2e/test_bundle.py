@@ -408,11 +408,14 @@ class Algorithm:
 
 def worker_run(app: Path, env: dict[str, str], path: Path, source: str) -> None:
     """Import `source` in the bundle's discovery worker, the way it checks algorithms."""
-    job = {
-        "name": path.stem,
-        "path": str(path),
-        "source": base64.b64encode(source.encode()).decode(),
-    }
+    # One snapshot: its files, the algorithm's own first (discovery_worker's protocol).
+    job = [
+        {
+            "name": path.stem,
+            "path": str(path),
+            "source": base64.b64encode(source.encode()).decode(),
+        }
+    ]
     result = subprocess.run(
         [str(app), "_discovery-worker"],
         input=json.dumps([job]),

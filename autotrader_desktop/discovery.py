@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -103,7 +102,9 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
             sources[path.stem] = path.read_bytes()
         except OSError as exc:
             verdicts[path] = _Verdict(False, f"cannot read the file: {exc.strerror or exc}", False)
-    facts = _Facts(sources.values())
+    # Each file is hashed once: the facts cache and the verdict key both use the digest.
+    digests = {id(source): hashlib.sha256(source).digest() for source in sources.values()}
+    facts = _Facts(digests)
     disk = snapshot.disk_reader(folder)
 
     def read(stem: str) -> bytes | None:
@@ -124,7 +125,8 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
             verdicts[path] = _Verdict(False, str(exc))
             continue
         snapshots[path] = taken
-        keys[path] = hashlib.sha256(environment + taken.code_version.encode()).hexdigest()
+        parts = [environment, *(facts.digest(f.source) for f in taken.files)]
+        keys[path] = hashlib.sha256(b"".join(parts)).hexdigest()
     facts.store()
 
     cached = _load_verdicts(list(keys.values()))
@@ -159,10 +161,13 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
 class _Facts:
     """Each source's FileFacts, from the database cache or parsed once (then stored)."""
 
-    def __init__(self, contents: Iterable[bytes]) -> None:
+    def __init__(self, digests: dict[int, bytes]) -> None:
+        # id(source) -> its SHA-256: keyed by identity, the bytes objects of this scan stay
+        # alive in its `sources`, and hashing them again to look them up would cost as much.
+        self._digests = digests
         self._known: dict[str, snapshot.FileFacts] = {}
         self._new: dict[str, snapshot.FileFacts] = {}
-        keys = [hashlib.sha256(source).hexdigest() for source in contents]
+        keys = [digest.hex() for digest in digests.values()]
         if keys and not database.db.deferred:
             try:
                 for start in range(0, len(keys), _SQL_PARAMS):
@@ -178,8 +183,14 @@ class _Facts:
             except (peewee.DatabaseError, ValueError) as exc:
                 log.warning("discovery: cannot read cached import facts (%s)", exc)
 
+    def digest(self, source: bytes) -> bytes:
+        found = self._digests.get(id(source))
+        if found is None:  # a file starting with "_", read for an import
+            found = hashlib.sha256(source).digest()
+        return found
+
     def of(self, source: bytes, path: Path) -> snapshot.FileFacts:
-        key = hashlib.sha256(source).hexdigest()
+        key = self.digest(source).hex()
         found = self._known.get(key)
         if found is None:
             found = self._known[key] = self._new[key] = snapshot.file_facts(source, path)

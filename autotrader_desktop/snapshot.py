@@ -24,6 +24,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from autotrader_desktop import conventions
@@ -61,11 +62,11 @@ class Snapshot:
     def main(self) -> SourceFile:
         return self.files[0]
 
-    @property
+    @cached_property
     def siblings(self) -> dict[str, SourceFile]:
         return {f.name: f for f in self.files[1:]}
 
-    @property
+    @cached_property
     def code_version(self) -> str:
         return code_version(self.files)
 
@@ -148,6 +149,7 @@ def take(name: str, folder: Path, read: Reader, facts: FactsOf = file_facts) -> 
     files) or conventions.ConventionsError (a bad declaration).
     """
     sources: dict[str, bytes] = {}
+    paths: dict[str, Path] = {}
     known: dict[str, FileFacts] = {}
     imports: dict[str, set[str]] = {}
     cache: dict[str, bytes | None] = {}
@@ -167,7 +169,8 @@ def take(name: str, folder: Path, read: Reader, facts: FactsOf = file_facts) -> 
         data = source_of(stem)
         assert data is not None
         sources[stem] = data
-        known[stem] = found = facts(data, folder / f"{stem}.py")
+        paths[stem] = path = folder / f"{stem}.py"
+        known[stem] = found = facts(data, path)
         missing = sorted(n for n in found.required if source_of(n) is None)
         if missing:
             where = "" if stem == name else f" (in {stem}.py)"
@@ -188,8 +191,8 @@ def take(name: str, folder: Path, read: Reader, facts: FactsOf = file_facts) -> 
             resolved[stem] = conventions.resolve(known[stem].conventions, deps)
         return resolved[stem]
 
-    files = [SourceFile(name, folder / f"{name}.py", sources[name])]
-    files += [SourceFile(s, folder / f"{s}.py", sources[s]) for s in sorted(sources) if s != name]
+    files = [SourceFile(name, paths[name], sources[name])]
+    files += [SourceFile(s, paths[s], sources[s]) for s in sorted(sources) if s != name]
     return Snapshot(tuple(files), conventions_of(name, frozenset()))
 
 

@@ -20,7 +20,7 @@ import inspect
 import linecache
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from autotrader_desktop.legacy import card_calculations, db_manager, system_db_manager
@@ -78,7 +78,14 @@ class _Loader:
         setattr(self.package, stem, module)
         return module
 
-    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+    def _import(
+        self,
+        name: str,
+        globals: Mapping[str, object] | None = None,
+        locals: Mapping[str, object] | None = None,
+        fromlist: Sequence[str] | None = (),
+        level: int = 0,
+    ) -> types.ModuleType:
         top, _, sub = name.partition(".")
         siblings = self.snapshot.siblings
         if level == 0 and top in LEGACY_PACKAGES and (not sub or sub in LEGACY_PACKAGES[top]):

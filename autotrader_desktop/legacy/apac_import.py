@@ -338,7 +338,7 @@ def store_instances(installation: Installation) -> None:
     shares follow from them). Call inside a write transaction."""
     report = installation.report
     sources.check(installation.source)
-    taken = {name for (name,) in Instance.select(Instance.display_name).tuples()}
+    taken = {row.display_name for row in Instance.select(Instance.display_name)}
     for old in installation.instances:
         if old.display_name in taken:
             report.already.append(old.display_name)

@@ -38,7 +38,3 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += timedelta(seconds=seconds)
-
-
-def minute_floor(when: datetime) -> datetime:
-    return when.replace(second=0, microsecond=0)

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class InstanceStatus(StrEnum):
-    """Where an instance is in its life (docs/behaviour/instances.md)."""
+    """Where an instance is in its life (docs/behaviour.md#instances)."""
 
     RUNNING = "running"  # runs every cycle
     STOPPED = "stopped"  # by the user; its position was sold, its P&L is realized

@@ -1,9 +1,9 @@
 """A cycle of N running test_algo instances vs the bare cost of the same run() calls.
 
-SPEC §11: 1,000 instances in <= 2 s and <= 1.5x the bare cost of the same 1,000 run() calls
-in a plain loop through the same data API; resident memory <= 250 MB; cost per cycle
-linear in instances. The floor is measured in this run, on this machine.
-"""
+The bar (docs/behaviour.md#quality-bars): 1,000 instances in <= 2 s and <= 1.5x the bare
+cost of the same 1,000 run() calls in a plain loop through the same data API; resident
+memory <= 250 MB; cost per cycle linear in instances. The floor is measured in this run, on
+this machine."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """get_data_for_algorithm(n=200) with 1,000,000 bars stored vs a raw sqlite3 query.
 
-SPEC §11: median <= 2x a raw `sqlite3` query returning the same dicts, measured in the
-same run on the same database file.
-"""
+The bar (docs/behaviour.md#quality-bars): median <= 2x a raw `sqlite3` query returning the
+same dicts, measured in the same run on the same database file."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Rescanning an unchanged folder of 500 algorithm files vs the bare cost of reading them.
 
-SPEC §1: 500 unchanged files rescan in <= 150 ms. The floor is what any content-hash cache
-must pay, measured in this run on the same files: list the folder, read every file,
-SHA-256 it. The rest of a warm scan is the cache lookup and building the result.
-"""
+The bar (docs/behaviour.md#discovery): 500 unchanged files rescan in <= 150 ms. The floor is
+what any content-hash cache must pay, measured in this run on the same files: list the
+folder, read every file, SHA-256 it. The rest of a warm scan is the cache lookup and
+building the result."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Feed ingest end to end vs the raw cost of receiving and decoding the same frames.
 
-SPEC §11: socket -> parsed -> aggregated into bars -> persisted at >= 50 % of the rate of
-a bare `recv()` + `json.loads()` loop on the same socket and batches.
+The bar (docs/behaviour.md#quality-bars): socket -> parsed -> aggregated into bars ->
+persisted at >= 50 % of the rate of a bare `recv()` + `json.loads()` loop on the same socket
+and batches.
 
 A server process (the other core) speaks the stream protocol and, once a client has
 authenticated, sends the same pre-encoded frames every time: TRADES trades in batches of

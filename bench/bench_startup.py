@@ -1,7 +1,7 @@
 """Time until the window is shown vs a bare script showing a plot with the same stack.
 
-SPEC §11: window shown <= 2x the time a bare script takes to import the same stack and
-show an empty QMainWindow with a plot.
+The bar (docs/behaviour.md#quality-bars): window shown <= 2x the time a bare script takes to
+import the same stack and show an empty QMainWindow with a plot.
 
 Both are measured the same way, each in a fresh interpreter (this venv's python,
 offscreen): from starting the process until it prints its "shown" line on stdout.

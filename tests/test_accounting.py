@@ -1,4 +1,5 @@
-"""SPEC §2 and §5: sub-accounts, rejections, stop liquidation, the account's cash."""
+"""Instances and accounting (docs/behaviour.md#instances, #accounting): sub-accounts,
+rejections, stop liquidation, the account's cash."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §6: the data API algorithms call."""
+"""The data API algorithms call (docs/behaviour.md#data-api)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §8: every command of the command line, its output formats, and every bad input.
+"""The command line (docs/behaviour.md#command-line): every command of the command line, its
+output formats, and every bad input.
 
 Commands run in-process through `cli.main([...])` against tmp directories; a few run as
 real processes through `python -m autotrader_desktop` and the `autotrader-desktop` script.

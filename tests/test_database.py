@@ -1,5 +1,5 @@
-"""SPEC §7: the SQLite database — pragmas, schema version and migrations, cascades, and
-several processes writing to one data directory at once."""
+"""The SQLite database (docs/behaviour.md#database) — pragmas, schema version and
+migrations, cascades, and several processes writing to one data directory at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Algorithm discovery (SPEC §1): fresh scans, reasons for excluded files, the worker, the cache."""
+"""Algorithm discovery (docs/behaviour.md#discovery): fresh scans, reasons for excluded
+files, the worker, the cache."""
 
 from __future__ import annotations
 

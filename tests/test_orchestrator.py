@@ -1,4 +1,5 @@
-"""SPEC §3: runs, failures and their isolation, return validation, time limit, journal, output."""
+"""Runs and failures (docs/behaviour.md#runs-and-failures): runs, failures and their
+isolation, return validation, time limit, journal, output."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Which standard-library, numpy and pandas modules the packaged app bundles for user
 algorithms.
 
-User algorithms may import any standard-library module, numpy and pandas, but
+User algorithms may import any standard-library module, numpy and pandas
+(docs/behaviour.md#packaging), but
 PyInstaller only bundles what the app itself imports. build_app.spec therefore lists
 every module found here as a hidden import, and tests/e2e/test_bundle.py checks
 that every one of them that imports from source also imports inside the built bundle.

@@ -29,7 +29,6 @@ _LAYERS = (
     (5 * TICKS_PER_SECOND, 0.0004),
 )
 _TICK_NOISE = 0.00015
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _symbol_key(symbol: str, seed: int) -> np.uint64:
@@ -83,13 +82,6 @@ def tick_sizes(symbol: str, ticks: np.ndarray, seed: int = DEFAULT_SEED) -> np.n
     busy = 1.0 + 1.5 * np.exp(-(((seconds_of_day - 52_200) / 1_800.0) ** 2))
     busy += 1.0 * np.exp(-(((seconds_of_day - 75_600) / 1_800.0) ** 2))
     return np.maximum(1, (unit * unit * 200 * busy).astype(np.int64))
-
-
-def ticks_between(start_ms: int, end_ms: int) -> np.ndarray:
-    """Tick indices whose time lies in [start_ms, end_ms)."""
-    first = -(-start_ms // TICK_MS)
-    last = -(-end_ms // TICK_MS)
-    return np.arange(first, last, dtype=np.int64)
 
 
 def minute_bars(

@@ -179,7 +179,6 @@ def _snippet(value: object) -> str:
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
 
 
-_INF = float("inf")
 # Numbers past this are no price or volume; the bound also keeps SQLite integers in range.
 _MAX = 1e15
 _NUMBER_TYPES = frozenset({int, float})  # not bool, although it is an int subclass

@@ -1,4 +1,4 @@
-"""The built desktop bundle, end to end (SPEC §10): `make smoke`, run by .ci/run.
+"""The built desktop bundle, end to end (docs/behaviour.md#packaging): `make smoke`, run by .ci/run.
 
 Needs `dist/autotrader-desktop/` (`make package`; AUTOTRADER_BUNDLE points elsewhere), so
 every test here is marked `bundle`, which the normal `make test` run deselects. Each runs

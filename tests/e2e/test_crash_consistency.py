@@ -1,4 +1,5 @@
-"""SPEC §5/§11: a trade and its effect are one transaction; no run is ever executed twice.
+"""Accounting under crashes (docs/behaviour.md#accounting): a trade and its effect are one
+transaction; no run is ever executed twice.
 
 A child process runs real engine cycles (fixed price, fake clock) and is killed between
 the statements that record a trade: `os._exit` from an SQLite trace callback just before

@@ -1,4 +1,5 @@
-"""SPEC §8 `headless` and §3/§11 hung algorithms, as real processes.
+"""`headless` and hung algorithms as real processes (docs/behaviour.md#command-line,
+#runs-and-failures).
 
 `headless --every 0.3` runs cycles until SIGTERM or SIGINT and then exits cleanly; an
 algorithm that never returns (on import or in `run`) fails alone after its time limit and

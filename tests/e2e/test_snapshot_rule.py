@@ -1,4 +1,5 @@
-"""SPEC §3, the snapshot rule: a running instance keeps the code loaded for it until restart."""
+"""The snapshot rule (docs/behaviour.md#snapshot-rule): a running instance keeps the code
+loaded for it until restart."""
 
 from __future__ import annotations
 

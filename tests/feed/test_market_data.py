@@ -292,8 +292,9 @@ class Algorithm:
 
 @pytest.mark.slow
 def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp_path):
-    """SPEC §4 end to end: `headless --feed alpaca-iex` against a protocol-speaking server
-    authenticates from APCA_*, backfills, fills at streamed prices, survives faults."""
+    """Market data end to end (docs/behaviour.md#market-data): `headless --feed
+    alpaca-iex` against a protocol-speaking server authenticates from APCA_*, backfills,
+    fills at streamed prices, survives faults."""
     data, algorithms = tmp_path / "data", tmp_path / "algorithm"
     algorithms.mkdir()
     (algorithms / "buyer.py").write_text(BUYER)

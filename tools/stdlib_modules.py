@@ -42,6 +42,7 @@ NUMPY_EXCLUDED = {
 # plotting backend (matplotlib): they need packages the bundle leaves out (build_app.spec).
 PANDAS_EXCLUDED = {
     "pandas.conftest",
+    "pandas.util._test_decorators",
     "pandas.io.formats.style",
     "pandas.io.formats.style_render",
     "pandas.plotting._matplotlib",

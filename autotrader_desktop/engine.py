@@ -28,7 +28,7 @@ from autotrader_desktop.database import Instance
 from autotrader_desktop.engine_lock import EngineLock
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed import sources
-from autotrader_desktop.feed.market_data import MarketData
+from autotrader_desktop.feed.market_data import MarketData, MarketDataPort
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
@@ -63,13 +63,13 @@ class Engine:
         settings: Settings,
         algorithm_dir: Path,
         clock: Clock | None = None,
-        market_data: MarketData | None = None,
+        market_data: MarketDataPort | None = None,
         data_dir: Path | None = None,
     ) -> None:
         self.lock = EngineLock(data_dir or database.data_dir())
         self.algorithm_dir = algorithm_dir
         self.clock = clock or SystemClock()
-        self.market_data = market_data or MarketData(self.clock, settings)
+        self.market_data: MarketDataPort = market_data or MarketData(self.clock, settings)
         self.broker = PaperBroker(settings.commission, settings.slippage_bps)
         self.service = Service(
             settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_price

@@ -77,8 +77,8 @@ def frozen(monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture
-def market() -> FakeMarket:
-    return FakeMarket()
+def market(clock) -> FakeMarket:
+    return FakeMarket(clock)
 
 
 @pytest.fixture

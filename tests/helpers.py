@@ -30,8 +30,12 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
 from autotrader_desktop.feed.bars import store
+from autotrader_desktop.feed.client import CONNECTED, FeedStatus
+from autotrader_desktop.feed.market_data import MarketDataPort, MarketEvents
+from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.feed.simulator import Simulator
 
 if TYPE_CHECKING:
@@ -245,14 +249,20 @@ def write_algorithm(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-class FakeMarket:
-    """Market data with prices set by the test; records subscriptions."""
+class FakeMarket(MarketDataPort):
+    """Market data with prices set by the test; records subscriptions. Its in-progress bar
+    is built from the prices it was asked for, as the feed's aggregator builds it from
+    trades."""
 
     source = "sim/42"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.prices: dict[str, float] = {}
         self.subscriptions: Counter[str] = Counter()
+        self.status = FeedStatus(CONNECTED)
+        self.events = MarketEvents()
+        self._live: dict[str, MinuteBar] = {}
 
     async def start(self) -> None:
         pass
@@ -270,14 +280,28 @@ class FakeMarket:
     def unsubscribe(self, symbol: str) -> None:
         self.subscriptions[symbol] -= 1
 
-    def prepare(self, symbols: list[str]) -> None:
-        pass
+    def prepare(self, symbols: list[str]) -> list[str]:
+        return []
 
     def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
         return False
 
     def latest_price(self, symbol: str) -> float | None:
         return self.prices.get(symbol, 100.0)
+
+    def in_progress_bar(self, symbol: str) -> MinuteBar | None:
+        price = self.prices.get(symbol, 100.0)
+        minute = int(self.clock.now().timestamp()) // 60 * 60
+        bar = self._live.get(symbol)
+        if bar is None or bar.t != minute:
+            bar = MinuteBar(symbol, minute, price, price, price, price, 0.0)
+        else:
+            bar = bar._replace(h=max(bar.h, price), l=min(bar.l, price), c=price)
+        self._live[symbol] = bar
+        return bar
+
+    def data_age(self, symbol: str) -> float | None:
+        return None
 
 
 class Scanned:
@@ -495,7 +519,7 @@ def store_bars(symbol: str, start: int, closes: list[float]) -> None:
     previous = closes[0]
     for i, close in enumerate(closes):
         rows.append(
-            (
+            MinuteBar(
                 symbol,
                 start + 60 * i,
                 previous,

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
@@ -80,6 +80,40 @@ class MarketEvents:
     data_arrived = event()
     # A completed or corrected bar, once it is stored (listeners can query it).
     bar_stored = event(MinuteBar)
+
+
+class LiveMarket(Protocol):
+    """What the window reads of market data: last prices, the in-progress bar, the feed's
+    state. All of it is in memory: reads never wait on the network or the database."""
+
+    status: FeedStatus
+
+    def latest_price(self, symbol: str) -> float | None: ...
+
+    def in_progress_bar(self, symbol: str) -> MinuteBar | None: ...
+
+    def data_age(self, symbol: str) -> float | None: ...
+
+
+class MarketDataPort(LiveMarket, Protocol):
+    """Everything the engine uses of market data. `MarketData` is the implementation; test
+    doubles subclass this protocol, so a change of interface fails type checking (mypy
+    checks tests/helpers.py) rather than a run."""
+
+    events: MarketEvents
+    source: str  # whose bars these are (feed/sources.py)
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def subscribe(self, symbol: str) -> None: ...
+
+    def unsubscribe(self, symbol: str) -> None: ...
+
+    def prepare(self, symbols: list[str]) -> list[str]: ...
+
+    def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool: ...
 
 
 class MarketData:

@@ -5,9 +5,6 @@ reads are dictionary lookups in the feed's aggregator (never network calls on th
 loop), and a timer caps the window's work however fast trades stream in. Completed bars
 come from the database (queries.bars); the candle of the minute that just ended is shown
 from its last live state until the stored bar replaces it.
-
-Market data without a stream (test fakes) only has `latest_price`: the in-progress
-candle is then built from polled prices.
 """
 
 from __future__ import annotations
@@ -17,10 +14,9 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from autotrader_desktop.clock import Clock
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.client import CONNECTED
-from autotrader_desktop.feed.market_data import MarketData
+from autotrader_desktop.feed.market_data import LiveMarket
 from autotrader_desktop.queries import Bars
 
 POLL_MS = 250
@@ -45,12 +41,9 @@ class LiveData(QObject):
     bar_closed = Signal(str, object)  # symbol, Bars with the bar whose minute just ended
     status_changed = Signal(object)  # FeedView
 
-    def __init__(
-        self, market: MarketData, clock: Clock, feed: Feed, parent: QObject | None = None
-    ) -> None:
+    def __init__(self, market: LiveMarket, feed: Feed, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._market = market
-        self._clock = clock
         self._feed_name = feed.label
         self._symbols: set[str] = set()
         self._running: set[str] = set()
@@ -101,15 +94,10 @@ class LiveData(QObject):
         self.status_changed.emit(self.feed_view())
 
     def feed_view(self) -> FeedView:
-        status = getattr(self._market, "status", None)
-        data_age = getattr(self._market, "data_age", None)
-        ages = {}
-        if data_age is not None:
-            ages = {symbol: data_age(symbol) for symbol in self._running}
+        status = self._market.status
+        ages = {symbol: self._market.data_age(symbol) for symbol in self._running}
         known = {s: age for s, age in ages.items() if age is not None}
         stale = sorted(s for s, age in known.items() if age > STALE_AFTER_S)
-        if status is None:  # market data without a stream
-            return FeedView(self._feed_name, "prices on request", True, None, [])
         return FeedView(
             self._feed_name,
             status.text(time.monotonic()),
@@ -129,18 +117,8 @@ class LiveData(QObject):
             self.live_bar_changed.emit(symbol, Bars.from_rows([bar]))
 
     def _current_bar(self, symbol: str) -> tuple[float, ...] | None:
-        in_progress = getattr(self._market, "in_progress_bar", None)
-        if in_progress is not None:
-            bar = in_progress(symbol)
-            return None if bar is None else (bar.t, bar.o, bar.h, bar.l, bar.c, bar.v)
-        price = self._market.latest_price(symbol)
-        if price is None:
-            return None
-        minute = float(int(self._clock.now().timestamp()) // 60 * 60)
-        if self._live is None or self._live[0] != minute:
-            return (minute, price, price, price, price, 0.0)
-        t, o, h, low, _, v = self._live
-        return (t, o, max(h, price), min(low, price), price, v)
+        bar = self._market.in_progress_bar(symbol)
+        return None if bar is None else (bar.t, bar.o, bar.h, bar.l, bar.c, bar.v)
 
     @property
     def live_bar(self) -> Bars | None:

@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
 
         self.background = Background(self)
         self.bridge = EngineBridge(engine, self)
-        self.live = LiveData(engine.market_data, engine.clock, engine.settings.feed, self)
+        self.live = LiveData(engine.market_data, engine.settings.feed, self)
         self.notifier = Notifier(self, self.windowIcon())
 
         self.table = InstanceTable()

@@ -59,7 +59,7 @@ def test_another_feed_is_refused_once_the_data_directory_has_instances(make_engi
         source = "alpaca-iex"
 
     with pytest.raises(sources.SourceMismatch, match="the simulator \\(seed 42\\) prices"):
-        Engine(Settings(), algo_dir, market_data=RealPrices()).open()
+        Engine(Settings(), algo_dir, market_data=RealPrices(engine.clock)).open()
     sources.use("alpaca-iex")
     with pytest.raises(sources.SourceMismatch, match="Use another data directory"):
         add_instance(engine, "AAPL", "anything")

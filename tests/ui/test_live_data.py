@@ -7,7 +7,7 @@ import time
 
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.client import CONNECTED, RECONNECTING, FeedStatus
-from autotrader_desktop.feed.market_data import MarketData
+from autotrader_desktop.feed.market_data import LiveMarket, MarketData
 from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, LiveData
@@ -17,7 +17,7 @@ from tests.helpers import T0
 MINUTE = int(T0.timestamp()) // 60 * 60
 
 
-class StreamedMarket:
+class StreamedMarket(LiveMarket):
     """What a streaming MarketData offers the window, set by the test."""
 
     def __init__(self) -> None:
@@ -40,13 +40,13 @@ def test_the_real_market_data_offers_what_the_window_reads(clock):
     market = MarketData(clock, Settings(feed=Feed.NONE))
     for name in ("latest_price", "in_progress_bar", "data_age", "status"):
         assert hasattr(market, name), name
-    view = LiveData(market, clock, Feed.NONE).feed_view()
+    view = LiveData(market, Feed.NONE).feed_view()
     assert view.name == "no feed" and view.state == market.status.text()
 
 
 def test_feed_state_data_age_and_stale_symbols(qtbot, clock):
     market = StreamedMarket()
-    live = LiveData(market, clock, Feed.ALPACA_IEX)
+    live = LiveData(market, Feed.ALPACA_IEX)
     live.set_symbols({"NVDA", "AAPL", "MSFT"})
     market.ages = {"NVDA": 0.4, "AAPL": STALE_AFTER_S + 5, "MSFT": None}
     view = live.feed_view()
@@ -65,7 +65,7 @@ def test_feed_state_data_age_and_stale_symbols(qtbot, clock):
 
 def test_the_live_candle_follows_the_feeds_in_progress_bar(qtbot, clock):
     market = StreamedMarket()
-    live = LiveData(market, clock, Feed.SIM)
+    live = LiveData(market, Feed.SIM)
     closed = []
     live.bar_closed.connect(lambda symbol, bars: closed.append((symbol, bars)))
     market.bars["NVDA"] = MinuteBar("NVDA", MINUTE, 10.0, 10.5, 9.9, 10.2, 300.0)

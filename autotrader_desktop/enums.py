@@ -75,6 +75,23 @@ _FEED_DESCRIPTIONS = {
 }
 
 
+class FeedState(StrEnum):
+    """The market-data stream's state; the value is what the status bar shows."""
+
+    OFF = "off"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    AUTH_FAILED = "auth failed"
+    INSUFFICIENT_SUBSCRIPTION = "insufficient subscription"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+
 class Broker(StrEnum):
     """Who fills the orders."""
 

@@ -327,7 +327,7 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
     async def scenario(engine) -> None:
         from PySide6.QtCore import Qt
 
-        from autotrader_desktop.feed.client import CONNECTED
+        from autotrader_desktop.enums import FeedState
         from autotrader_desktop.ui.instance_table import Column
 
         window = await shown_window(engine)
@@ -339,7 +339,7 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
         await until(lambda: window.table.selected() is not None, "a selection")
         selected = window.table.selected().symbol
         await until(lambda: window.chart.symbol == selected, "the chart", 120)
-        await until(lambda: engine.market_data.status.state == CONNECTED, "the feed")
+        await until(lambda: engine.market_data.status.state == FeedState.CONNECTED, "the feed")
         if sort == "pnl":  # then the table re-sorts its 1,000 rows on every price tick
             window.table.view.sortByColumn(Column.PNL, Qt.SortOrder.DescendingOrder)
         await asyncio.sleep(1.0)

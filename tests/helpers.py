@@ -32,8 +32,9 @@ from websockets.http11 import Request, Response
 
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
+from autotrader_desktop.enums import FeedState
 from autotrader_desktop.feed.bars import store
-from autotrader_desktop.feed.client import CONNECTED, FeedStatus
+from autotrader_desktop.feed.client import FeedStatus
 from autotrader_desktop.feed.market_data import MarketDataPort, MarketEvents
 from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.feed.simulator import Simulator
@@ -260,7 +261,7 @@ class FakeMarket(MarketDataPort):
         self.clock = clock
         self.prices: dict[str, float] = {}
         self.subscriptions: Counter[str] = Counter()
-        self.status = FeedStatus(CONNECTED)
+        self.status = FeedStatus(FeedState.CONNECTED)
         self.events = MarketEvents()
         self._live: dict[str, MinuteBar] = {}
 

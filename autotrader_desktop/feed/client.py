@@ -30,6 +30,7 @@ from websockets.client import process_exception
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from autotrader_desktop.credentials import Credentials
+from autotrader_desktop.enums import FeedState
 from autotrader_desktop.feed.protocol import (
     ERROR_CODES,
     Frame,
@@ -45,18 +46,13 @@ MAX_FRAME_BYTES = 8 * 2**20  # a frame is a batch of messages; a snapshot burst 
 HANDSHAKE_TIMEOUT_S = 10.0  # Alpaca drops clients that have not authenticated within 10 s
 HEALTHY_AFTER_S = 30.0
 
-# States shown to the user.
-OFF = "off"
-CONNECTING = "connecting"
-CONNECTED = "connected"
-RECONNECTING = "reconnecting"
-AUTH_FAILED = "auth failed"
-INSUFFICIENT_SUBSCRIPTION = "insufficient subscription"
-FAILED = "failed"
-STOPPED = "stopped"
 
 # Server error codes that retrying with the same credentials cannot fix.
-FATAL_CODES = {402: AUTH_FAILED, 404: AUTH_FAILED, 409: INSUFFICIENT_SUBSCRIPTION}
+FATAL_CODES = {
+    402: FeedState.AUTH_FAILED,
+    404: FeedState.AUTH_FAILED,
+    409: FeedState.INSUFFICIENT_SUBSCRIPTION,
+}
 # Codes after which the server closes the connection (reconnect, with backoff).
 SESSION_ENDING_CODES = {406, 407, 408}
 
@@ -82,22 +78,22 @@ class Backoff:
 
 @dataclass(frozen=True)
 class FeedStatus:
-    state: str
+    state: FeedState
     detail: str = ""
     retry_at: float | None = None  # time.monotonic() of the next attempt, when reconnecting
 
     def text(self, now: float | None = None) -> str:
         """'reconnecting in 4 s (connection limit exceeded)', 'auth failed (402 ...)', ..."""
-        label = self.state
-        if self.state == RECONNECTING and self.retry_at is not None:
+        label = self.state.label
+        if self.state == FeedState.RECONNECTING and self.retry_at is not None:
             remaining = math.ceil(self.retry_at - (now or time.monotonic()))
             # At 0 s websockets is already trying again.
-            label = f"reconnecting in {remaining} s" if remaining > 0 else RECONNECTING
+            label = f"reconnecting in {remaining} s" if remaining > 0 else label
         return f"{label} ({self.detail})" if self.detail else label
 
 
 class _Fatal(Exception):
-    def __init__(self, state: str, detail: str) -> None:
+    def __init__(self, state: FeedState, detail: str) -> None:
         super().__init__(detail)
         self.state = state
 
@@ -137,7 +133,7 @@ class FeedClient:
             "open_timeout": handshake_timeout,
             "close_timeout": close_timeout,
         }
-        self.status = FeedStatus(OFF)
+        self.status = FeedStatus(FeedState.OFF)
         self.symbols: set[str] = set()
         self._ws: ClientConnection | None = None  # set while authenticated
         self._sends: set[asyncio.Task[None]] = set()
@@ -174,7 +170,9 @@ class FeedClient:
 
     # --- the session loop -------------------------------------------------------------------
 
-    def _set_status(self, state: str, detail: str = "", retry_at: float | None = None) -> None:
+    def _set_status(
+        self, state: FeedState, detail: str = "", retry_at: float | None = None
+    ) -> None:
         self.status = FeedStatus(state, detail, retry_at)
         if self._on_status is not None:
             try:
@@ -197,12 +195,12 @@ class FeedClient:
     def _wait_before_retry(self, reason: str) -> float:
         delay = self.backoff.next_delay()
         log.warning("market data stream: %s; reconnecting in %.2f s", reason, delay)
-        self._set_status(RECONNECTING, reason, time.monotonic() + delay)
+        self._set_status(FeedState.RECONNECTING, reason, time.monotonic() + delay)
         return delay
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled or the server rejects our credentials."""
-        self._set_status(CONNECTING)
+        self._set_status(FeedState.CONNECTING)
         connector = connect(
             self.url,
             process_exception=self._retry_or_raise,
@@ -217,15 +215,15 @@ class FeedClient:
                 async for ws in sessions:
                     reason = await self._session(ws)
                     await asyncio.sleep(self._wait_before_retry(reason))
-                    self._set_status(CONNECTING)
+                    self._set_status(FeedState.CONNECTING)
         except _Fatal as exc:
             log.error("market data stream: %s (%s); not retrying", exc.state, exc)
             self._set_status(exc.state, str(exc))
         except Exception as exc:
             log.error("market data stream: cannot connect to %s: %s", self.url, _describe(exc))
-            self._set_status(FAILED, _describe(exc))
+            self._set_status(FeedState.FAILED, _describe(exc))
         except asyncio.CancelledError:
-            self._set_status(STOPPED)
+            self._set_status(FeedState.STOPPED)
             raise
         finally:
             for task in self._sends:
@@ -244,7 +242,7 @@ class FeedClient:
             self._ws = ws
             if self.symbols:
                 await ws.send(subscription_message("subscribe", sorted(self.symbols)))
-            self._set_status(CONNECTED)
+            self._set_status(FeedState.CONNECTED)
             async for raw in ws:
                 self._handle(raw)
             return "the server closed the connection"

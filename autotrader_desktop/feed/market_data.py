@@ -30,19 +30,11 @@ from typing import Any, Protocol
 from autotrader_desktop import credentials
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import db, write_transaction
-from autotrader_desktop.enums import Feed
+from autotrader_desktop.enums import Feed, FeedState
 from autotrader_desktop.events import event
 from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
-from autotrader_desktop.feed.client import (
-    AUTH_FAILED,
-    CONNECTED,
-    OFF,
-    STOPPED,
-    Backoff,
-    FeedClient,
-    FeedStatus,
-)
+from autotrader_desktop.feed.client import Backoff, FeedClient, FeedStatus
 from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.protocol import Frame, MinuteBar
 from autotrader_desktop.feed.simulator import Simulator, SimulatorThread
@@ -157,7 +149,7 @@ class MarketData:
         self._tasks: set[asyncio.Task] = set()  # everything running on the loop
         self._streaming: set[asyncio.Task] = set()  # of which: the client and the flusher
         self._was_connected = False
-        self.status = FeedStatus(OFF)
+        self.status = FeedStatus(FeedState.OFF)
         self.events = MarketEvents()
 
     # --- endpoints --------------------------------------------------------------------------
@@ -211,7 +203,7 @@ class MarketData:
             creds = await asyncio.to_thread(self._credentials)
         except credentials.CredentialsError as exc:
             log.error("market data: %s", exc)
-            self._status_changed(FeedStatus(AUTH_FAILED, str(exc)))
+            self._status_changed(FeedStatus(FeedState.AUTH_FAILED, str(exc)))
             return
         self._writer = BarWriter()
         self._client = FeedClient(
@@ -249,8 +241,8 @@ class MarketData:
             await asyncio.to_thread(self._sim_thread.stop)
             self._sim_thread = None
         self._client = None
-        if self.status.state not in (OFF, STOPPED):
-            self._status_changed(FeedStatus(STOPPED))
+        if self.status.state not in (FeedState.OFF, FeedState.STOPPED):
+            self._status_changed(FeedStatus(FeedState.STOPPED))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -336,7 +328,7 @@ class MarketData:
 
     def _prepare(self, history: HistoryClient, symbols: list[str]) -> list[str]:
         last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
-        streaming = self.status.state == CONNECTED
+        streaming = self.status.state == FeedState.CONNECTED
         failed = []
         for symbol in symbols:
             with self._lock:
@@ -481,7 +473,7 @@ class MarketData:
 
     def _status_changed(self, status: FeedStatus) -> None:
         self.status = status
-        if status.state == CONNECTED:
+        if status.state == FeedState.CONNECTED:
             if self._was_connected and self._last_data_at is not None:
                 self._spawn(self._backfill_gap(self._last_data_at))
             self._was_connected = True

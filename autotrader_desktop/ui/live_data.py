@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from autotrader_desktop.enums import Feed
-from autotrader_desktop.feed.client import CONNECTED
+from autotrader_desktop.enums import Feed, FeedState
 from autotrader_desktop.feed.market_data import LiveMarket
 from autotrader_desktop.queries import Bars
 
@@ -101,7 +100,7 @@ class LiveData(QObject):
         return FeedView(
             self._feed_name,
             status.text(time.monotonic()),
-            status.state == CONNECTED,
+            status.state == FeedState.CONNECTED,
             min(known.values()) if known else None,
             stale,
         )

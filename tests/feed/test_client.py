@@ -12,17 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from autotrader_desktop.credentials import Credentials
-from autotrader_desktop.feed.client import (
-    AUTH_FAILED,
-    CONNECTED,
-    FAILED,
-    INSUFFICIENT_SUBSCRIPTION,
-    RECONNECTING,
-    STOPPED,
-    Backoff,
-    FeedClient,
-    FeedStatus,
-)
+from autotrader_desktop.enums import FeedState
+from autotrader_desktop.feed.client import Backoff, FeedClient, FeedStatus
 from autotrader_desktop.feed.protocol import Frame
 from autotrader_desktop.feed.simulator import Simulator
 from tests.helpers import KEY, SECRET, ScriptedServer, run
@@ -100,7 +91,7 @@ def test_authenticates_subscribes_and_delivers(caplog):
             await server.wait_connected()
             await harness.wait_for(lambda: server.subscribed == {"AAPL", "MSFT"})
             assert server.received[0] == {"action": "auth", "key": KEY, "secret": SECRET}
-            assert harness.client.status.state == CONNECTED
+            assert harness.client.status.state == FeedState.CONNECTED
             await server.send([trade(price=1.5), trade("MSFT", 2.5)])
             await harness.wait_for(lambda: harness.prices == [1.5, 2.5])
             harness.client.unsubscribe(["MSFT", "NVDA"])
@@ -108,7 +99,7 @@ def test_authenticates_subscribes_and_delivers(caplog):
             harness.client.subscribe(["NVDA", "AAPL"])
             await harness.wait_for(lambda: server.subscribed == {"AAPL", "NVDA"})
             assert server.received[-1]["trades"] == ["NVDA"]  # only what is new
-        assert harness.statuses[-1].state == STOPPED
+        assert harness.statuses[-1].state == FeedState.STOPPED
 
     run(scenario())
     assert SECRET not in caplog.text
@@ -132,7 +123,13 @@ def test_dropped_connection_reconnects_and_resubscribes_everything(caplog):
 
     harness = run(scenario())
     states = [status.state for status in harness.statuses]
-    assert states[:5] == ["connecting", CONNECTED, RECONNECTING, "connecting", CONNECTED]
+    assert states[:5] == [
+        "connecting",
+        FeedState.CONNECTED,
+        FeedState.RECONNECTING,
+        "connecting",
+        FeedState.CONNECTED,
+    ]
     assert "connection lost" in caplog.text and "reconnecting in 0.02 s" in caplog.text
 
 
@@ -152,7 +149,12 @@ def test_repeated_406_backs_off_exponentially(caplog):
 
 
 @pytest.mark.parametrize(
-    ("code", "state"), [(402, AUTH_FAILED), (404, AUTH_FAILED), (409, INSUFFICIENT_SUBSCRIPTION)]
+    ("code", "state"),
+    [
+        (402, FeedState.AUTH_FAILED),
+        (404, FeedState.AUTH_FAILED),
+        (409, FeedState.INSUFFICIENT_SUBSCRIPTION),
+    ],
 )
 def test_auth_failures_stop_retrying(caplog, code, state):
     async def scenario() -> tuple[Harness, int]:
@@ -175,7 +177,7 @@ def test_wrong_credentials_fail_auth():
             await client.run()
             return client.status
 
-    assert run(scenario()).state == AUTH_FAILED
+    assert run(scenario()).state == FeedState.AUTH_FAILED
 
 
 def test_server_that_never_says_connected_is_retried(caplog):
@@ -201,7 +203,7 @@ def test_garbage_frames_are_logged_and_skipped(caplog):
             await server.send([trade(price=3.0)])
             await harness.wait_for(lambda: harness.prices == [3.0])
             assert len(server.handshakes) == 1  # all of it survived on one connection
-            assert harness.client.status.state == CONNECTED
+            assert harness.client.status.state == FeedState.CONNECTED
         return harness
 
     run(scenario())
@@ -273,7 +275,9 @@ def test_unreachable_server_backs_off_too():
             async with harness:
                 await harness.wait_for(lambda: len(harness.backoff.delays) >= 4)
                 status = harness.client.status
-                assert status.state == RECONNECTING and "ConnectionRefused" in status.detail
+                assert (
+                    status.state == FeedState.RECONNECTING and "ConnectionRefused" in status.detail
+                )
         return harness
 
     assert run(scenario()).backoff.delays[:4] == [0.02, 0.04, 0.08, 0.16]
@@ -289,7 +293,7 @@ def test_http_errors_during_the_handshake_are_fatal():
             return client.status
 
     status = run(scenario())
-    assert status.state == FAILED and "HTTP 403" in status.detail
+    assert status.state == FeedState.FAILED and "HTTP 403" in status.detail
 
 
 @pytest.mark.parametrize("healthy_after", [0.0, 3600.0])
@@ -320,8 +324,8 @@ def test_backoff_is_exponential_with_jitter_and_capped():
 
 def test_status_text():
     now = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
-    assert FeedStatus(RECONNECTING, "connection lost", now + 3.2).text(now) == (
+    assert FeedStatus(FeedState.RECONNECTING, "connection lost", now + 3.2).text(now) == (
         "reconnecting in 4 s (connection lost)"
     )
-    assert FeedStatus(RECONNECTING, "", now - 1).text(now) == "reconnecting"
-    assert FeedStatus(CONNECTED).text() == "connected"
+    assert FeedStatus(FeedState.RECONNECTING, "", now - 1).text(now) == "reconnecting"
+    assert FeedStatus(FeedState.CONNECTED).text() == "connected"

@@ -16,9 +16,9 @@ import pytest
 
 from autotrader_desktop import credentials
 from autotrader_desktop.database import Bar
-from autotrader_desktop.enums import Feed
+from autotrader_desktop.enums import Feed, FeedState
 from autotrader_desktop.feed import price_path
-from autotrader_desktop.feed.client import AUTH_FAILED, CONNECTED, OFF, STOPPED, Backoff
+from autotrader_desktop.feed.client import Backoff
 from autotrader_desktop.feed.market_data import MIN_BARS, MarketData
 from autotrader_desktop.feed.protocol import MinuteBar, format_minute, format_timestamp
 from autotrader_desktop.feed.simulator import Simulator
@@ -63,7 +63,7 @@ def test_prepare_and_latest_price_without_a_stream(db, clock):
     assert market.prepare(["AAPL"]) == []  # only the gap is fetched
     assert stored("AAPL") == expected("AAPL", bars[0].t, last_complete + 600)
     assert market.latest_price("AAPL") == price_path.price_at("AAPL", clock.now())
-    assert market.status.state == OFF
+    assert market.status.state == FeedState.OFF
 
 
 def test_no_feed(db, clock):
@@ -72,7 +72,7 @@ def test_no_feed(db, clock):
     assert market.latest_price("AAPL") is None
     run(market.start())
     run(market.stop())
-    assert stored("AAPL") == [] and market.status.state == OFF
+    assert stored("AAPL") == [] and market.status.state == FeedState.OFF
 
 
 def test_subscriptions_are_reference_counted_from_any_thread(db, clock):
@@ -107,7 +107,7 @@ def test_simulator_feed_end_to_end(db, clock):
         # The engine subscribes from worker threads, once per instance.
         await asyncio.to_thread(market.subscribe, "AAPL")
         await asyncio.to_thread(market.subscribe, "AAPL")
-        await changed.wait_for(lambda: market.status.state == CONNECTED)
+        await changed.wait_for(lambda: market.status.state == FeedState.CONNECTED)
         await asyncio.to_thread(market.prepare, ["AAPL"])
         clock.advance(1)  # the simulator streams what happens as its clock moves
         await changed.wait_for(lambda: market.in_progress_bar("AAPL"))
@@ -133,7 +133,7 @@ def test_simulator_feed_end_to_end(db, clock):
     assert len(bars) >= MIN_BARS
     # History, the streamed minute (the simulator's "b" bar) and price_path agree.
     assert bars == expected("AAPL", bars[0].t, minute)
-    assert market.status.state == STOPPED
+    assert market.status.state == FeedState.STOPPED
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
     bars = stored("AAPL")
     gap = [bar for bar in bars if start_minute < bar.t < start_minute + 3 * 3600]
     assert gap == expected("AAPL", start_minute + 60, start_minute + 3 * 3600 - 60)
-    assert market.status.state == STOPPED
+    assert market.status.state == FeedState.STOPPED
     assert "backfilled" in caplog.text and "skipped a frame" in caplog.text
     assert SECRET not in caplog.text
 
@@ -226,7 +226,7 @@ def test_alpaca_feed_without_credentials(db, clock, caplog):
     assert market.prepare(["AAPL"]) == ["AAPL"]
     assert market.latest_price("AAPL") is None
     run(market.start())
-    assert market.status.state == AUTH_FAILED
+    assert market.status.state == FeedState.AUTH_FAILED
     assert "APCA_API_KEY_ID" in market.status.detail
     run(market.stop())
     assert "no Alpaca API key" in caplog.text
@@ -245,14 +245,14 @@ def test_alpaca_auth_failure_is_reported(db, clock, monkeypatch):
             changed = Pulse()
             market.events.status_changed.connect(changed.notify)
             await market.start()
-            await changed.wait_for(lambda: market.status.state == AUTH_FAILED)
+            await changed.wait_for(lambda: market.status.state == FeedState.AUTH_FAILED)
             failed = await asyncio.to_thread(market.prepare, ["AAPL"])
             await market.stop()
             return market, failed
 
     market, failed = run(scenario())
     assert failed == ["AAPL"]  # the history API refused the key too (HTTP 403)
-    assert market.status.state == STOPPED
+    assert market.status.state == FeedState.STOPPED
 
 
 def test_credentials_environment_overrides_the_keyring(monkeypatch, memory_keyring):

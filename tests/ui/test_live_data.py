@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from autotrader_desktop.enums import Feed
-from autotrader_desktop.feed.client import CONNECTED, RECONNECTING, FeedStatus
+from autotrader_desktop.enums import Feed, FeedState
+from autotrader_desktop.feed.client import FeedStatus
 from autotrader_desktop.feed.market_data import LiveMarket, MarketData
 from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.settings import Settings
@@ -21,7 +21,7 @@ class StreamedMarket(LiveMarket):
     """What a streaming MarketData offers the window, set by the test."""
 
     def __init__(self) -> None:
-        self.status = FeedStatus(CONNECTED)
+        self.status = FeedStatus(FeedState.CONNECTED)
         self.ages: dict[str, float | None] = {}
         self.bars: dict[str, MinuteBar] = {}
 
@@ -57,7 +57,9 @@ def test_feed_state_data_age_and_stale_symbols(qtbot, clock):
     assert "Alpaca IEX: connected · data 0.4 s old" in bar.feed.text()
     assert "AAPL" in bar.feed.text()
 
-    market.status = FeedStatus(RECONNECTING, "connection limit exceeded", time.monotonic() + 4)
+    market.status = FeedStatus(
+        FeedState.RECONNECTING, "connection limit exceeded", time.monotonic() + 4
+    )
     view = live.feed_view()
     assert not view.ok and view.state.startswith("reconnecting in ")
     assert "connection limit exceeded" in view.state

@@ -4,7 +4,8 @@ message widens the window; stale-data warnings only for symbols something stream
 from __future__ import annotations
 
 from autotrader_desktop.database import Instance
-from autotrader_desktop.feed.client import CONNECTED, FeedStatus
+from autotrader_desktop.enums import FeedState
+from autotrader_desktop.feed.client import FeedStatus
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, FeedView
 from autotrader_desktop.ui.status_bar import StatusBar
 from tests.helpers import add_instance, refreshed
@@ -58,7 +59,7 @@ def test_a_failed_instances_symbol_is_never_stale(qtbot, engine, market, buyer, 
     running = add_instance(engine, "NVDA", "buyer", 1_000)
     failed = add_instance(engine, "AAPL", "buyer", 1_000)
     Instance.update(status="failed", error="boom").where(Instance.id == failed.id).execute()
-    market.status = FeedStatus(CONNECTED)
+    market.status = FeedStatus(FeedState.CONNECTED)
     market.data_age = lambda symbol: STALE_AFTER_S + 60  # nothing streams anything
     window = make_window()
     refreshed(qtbot, window)

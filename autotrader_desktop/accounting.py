@@ -6,18 +6,22 @@ Account: available cash = starting balance + realized P&L of stopped instances
 of running and failed instances (a failed instance still holds its capital and position).
 Deleting a stopped instance moves its realized P&L into an archive total, so that deleting
 history never changes the account's cash.
+
+With an outside broker (Alpaca) the account is the broker's: available cash = the account's
+cash - the cash of running and failed instances. Their invested part is already out of the
+broker's cash (it bought their shares), so subtracting their capital would count it twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from autotrader_desktop.broker import Fill
 from autotrader_desktop.database import Setting, UtcDateTimeField, db
 from autotrader_desktop.enums import InstanceStatus
-from autotrader_desktop.paper_broker import Fill
 
 ARCHIVED_PNL_KEY = "archived_realized_pnl"
 
@@ -101,6 +105,15 @@ def summarize(
     return Account(starting_balance, realized, committed, available, available + value)
 
 
+def at_broker(
+    account: Account, broker_cash: float, equity: float, instances: Iterable[SubAccount]
+) -> Account:
+    """The account when an outside broker holds it: available cash is the broker's cash
+    less the cash of running and failed instances, the value is the broker's equity."""
+    held = sum(i.cash for i in instances if i.status != InstanceStatus.STOPPED)
+    return replace(account, available_cash=broker_cash - held, value=equity)
+
+
 def account(starting_balance: float, price_of: PriceOf | None = None) -> Account:
     """The account now, from the database (one query; usable inside a transaction)."""
     rows = db.execute_sql(
@@ -109,25 +122,34 @@ def account(starting_balance: float, price_of: PriceOf | None = None) -> Account
     return summarize(starting_balance, (_Row(*row) for row in rows), price_of)
 
 
-def available_cash(starting_balance: float) -> float:
-    """Cash not committed to any running or failed instance."""
+def available_cash(starting_balance: float, broker_cash: float | None = None) -> float:
+    """Cash not committed to any running or failed instance.
+
+    `broker_cash`: the outside broker's account cash, when there is one.
+    """
+    if broker_cash is not None:
+        (held,) = db.execute_sql(
+            "SELECT COALESCE(SUM(cash), 0) FROM algorithm_instances WHERE status != 'stopped'"
+        ).fetchone()
+        return broker_cash - held
     return account(starting_balance).available_cash
 
 
 _ts = UtcDateTimeField().db_value
 
 
-def book_trade(instance_id: int, fill: Fill, at: datetime) -> int:
+def book_trade(instance_id: int, fill: Fill, at: datetime, order_id: int | None = None) -> int:
     """Write a trade and its effect on the instance's sub-account; returns the trade's id.
 
-    The only place a trade is written. Call it inside the write transaction that read the
-    cash and shares the fill was computed from, so both change together or not at all.
+    The only place a trade is written, whichever broker filled it (`order_id`: the outside
+    broker's order it fills). Call it inside the write transaction that read the cash and
+    shares the fill was computed from, so both change together or not at all.
     """
     conn = db.connection()
     trade_id = conn.execute(
-        "INSERT INTO transactions (algorithm_id, type, shares, price, commission, timestamp)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (instance_id, fill.action, fill.shares, fill.price, fill.commission, _ts(at)),
+        "INSERT INTO transactions (algorithm_id, type, shares, price, commission, timestamp,"
+        " order_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (instance_id, fill.action, fill.shares, fill.price, fill.commission, _ts(at), order_id),
     ).lastrowid
     conn.execute(
         "UPDATE algorithm_instances SET cash = ?, shares = ?, trade_count = trade_count + 1"

@@ -32,11 +32,12 @@ from autotrader_desktop import (
     settings,
 )
 from autotrader_desktop.database import DB_FILENAME, Instance, Transaction
-from autotrader_desktop.enums import Feed
+from autotrader_desktop.enums import Broker, Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
 
 if TYPE_CHECKING:
+    from autotrader_desktop.broker import Broker as OrderBroker
     from autotrader_desktop.engine import Engine
     from autotrader_desktop.service import Service
 
@@ -89,6 +90,30 @@ def _global_options(parser: argparse.ArgumentParser, after_command: bool) -> Non
         "--history-url",
         metavar="URL",
         help="base URL of an Alpaca-style historical bars API (env AUTOTRADER_HISTORY_URL)",
+    )
+    option(
+        "--broker",
+        choices=list(Broker),
+        help="where orders go: the built-in paper broker (default), or an Alpaca paper or "
+        "live account (env AUTOTRADER_BROKER)",
+    )
+    option(
+        "--trading-url",
+        metavar="URL",
+        help="base URL of Alpaca's Trading API (default: Alpaca's paper or live endpoint; "
+        "env AUTOTRADER_TRADING_URL)",
+    )
+    option(
+        "--trading-stream-url",
+        metavar="URL",
+        help="WebSocket URL of the trade_updates stream (default: the trading URL's /stream; "
+        "env AUTOTRADER_TRADING_STREAM_URL)",
+    )
+    option(
+        "--confirm-live",
+        action="store_true",
+        default=argparse.SUPPRESS if after_command else False,
+        help="confirm that the alpaca-live broker trades real money",
     )
     option(
         "-v",
@@ -177,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("cycle", "run cycles now, in this process, then exit").add_argument(
         "--count", type=_positive_int, default=1, metavar="N", help="how many cycles (default 1)"
     )
+    command("halt", "stop all trading: cancel open orders and pause every instance")
+    command("resume", "resume trading after `halt`")
     return parser
 
 
@@ -252,10 +279,15 @@ class Context:
                 "stream_url": args.stream_url,
                 "history_url": args.history_url,
                 "algorithm_dir": args.algorithm_dir,
+                "broker": args.broker,
+                "trading_url": args.trading_url,
+                "trading_stream_url": args.trading_stream_url,
             }
         )
+        self.confirm_live = bool(args.confirm_live)
         self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
         sources.use(sources.for_feed(self.settings.feed, self.settings.simulator_seed))
+        self._broker: OrderBroker | None = None
 
     def discard_if_unused(self) -> None:
         """After a failed command: remove the data directory this run created, unless
@@ -284,23 +316,41 @@ class Context:
         except discovery.AlgorithmFolderError as exc:
             raise UserError(str(exc)) from None
 
+    def broker(self, trades: bool = True) -> OrderBroker:
+        """The chosen broker; live trading only with --confirm-live (`trades=False`: a
+        command that sends no order of its own, like `add` or `halt`)."""
+        if self._broker is None:
+            from autotrader_desktop import broker
+            from autotrader_desktop.clock import SystemClock
+
+            self._broker = broker.create(self.settings, SystemClock())
+        if trades and self.settings.live and not self.confirm_live:
+            raise UserError(
+                "--broker alpaca-live trades real money in your Alpaca live account; "
+                "add --confirm-live to confirm"
+            )
+        return self._broker
+
     def engine(self) -> Engine:
         from autotrader_desktop.engine import Engine
 
         self.require_algorithm_dir()
-        return Engine(self.settings, self.algorithm_dir, data_dir=self.data_dir)
+        # The broker first: it refuses live trading without --confirm-live, and a missing key.
+        return Engine(
+            self.settings, self.algorithm_dir, data_dir=self.data_dir, broker=self.broker()
+        )
 
-    def service(self) -> Service:
+    def service(self, trades: bool = True) -> Service:
         """The one way in, for a command: prices on request from the feed's history API."""
         from autotrader_desktop.clock import SystemClock
         from autotrader_desktop.feed.market_data import MarketData
-        from autotrader_desktop.paper_broker import PaperBroker
         from autotrader_desktop.service import Service
 
         clock = SystemClock()
         market = MarketData(clock, self.settings)
-        broker = PaperBroker(self.settings.commission, self.settings.slippage_bps)
-        return Service(self.settings, self.algorithm_dir, clock, broker, market.latest_price)
+        return Service(
+            self.settings, self.algorithm_dir, clock, self.broker(trades), market.latest_price
+        )
 
 
 def _outermost_missing(path: Path) -> Path | None:
@@ -354,7 +404,9 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
 
     ctx.require_algorithm_dir()
     try:
-        instance = ctx.service().create_instance(args.symbol, args.algorithm, args.capital)
+        instance = ctx.service(trades=False).create_instance(
+            args.symbol, args.algorithm, args.capital
+        )
     except discovery.AlgorithmFolderError as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -399,7 +451,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 f"{r['value']:,.2f}",
                 f"{r['pnl']:+,.2f}",
                 r["trades"],
-                r["error"] or "",
+                r["error"] or (f"warning: {r['warning']}" if r["warning"] else ""),
             )
             for r in rows
         ],
@@ -412,6 +464,19 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
     stopped = ctx.service().stop_instance(args.id)
     print(f"stopped {stopped.id} {stopped.display_name}; cash {stopped.cash:,.2f}")
+    return 0
+
+
+def cmd_halt(ctx: Context, args: argparse.Namespace) -> int:
+    canceled = ctx.service(trades=False).halt_trading()
+    print(f"trading halted: {canceled} open order(s) canceled; every instance is paused")
+    print("resume with `autotrader-desktop resume`")
+    return 0
+
+
+def cmd_resume(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.service(trades=False).resume_trading()
+    print("trading resumed: instances run at the next cycle")
     return 0
 
 
@@ -433,7 +498,7 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    deleted = ctx.service().delete_instance(args.id)
+    deleted = ctx.service(trades=False).delete_instance(args.id)
     print(f"deleted {deleted.id} {deleted.display_name}")
     return 0
 
@@ -482,6 +547,9 @@ def cmd_cycle(ctx: Context, args: argparse.Namespace) -> int:
     engine = ctx.engine()
     engine.open()
     try:
+        if engine.halted:
+            print("trading is halted: no cycle runs; resume with `autotrader-desktop resume`")
+            return 0
         for _ in range(args.count):
             report = engine.cycle()
             print(
@@ -532,6 +600,8 @@ COMMANDS = {
     "cycle": cmd_cycle,
     "import-apac": cmd_import_apac,
     "headless": cmd_headless,
+    "halt": cmd_halt,
+    "resume": cmd_resume,
 }
 
 

@@ -29,6 +29,8 @@ from peewee import (
     TextField,
 )
 
+from autotrader_desktop.enums import Outcome
+
 DB_FILENAME = "autotrader.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 
@@ -84,9 +86,38 @@ class Instance(BaseModel):
     # The market data whose prices it trades on (feed/sources.py); None: created before
     # sources were recorded, and taken to be the stored feed's.
     source = TextField(null=True)
+    # Something the user must look at that is not a failure (books differ from the broker's,
+    # a stop whose sell was rejected).
+    warning = TextField(null=True)
 
     class Meta:
         table_name = "algorithm_instances"
+
+
+class Order(BaseModel):
+    """An order for an outside broker, recorded before it is sent (see broker/orders.py)."""
+
+    id = AutoField()
+    client_order_id = TextField(unique=True)
+    instance = ForeignKeyField(Instance, on_delete="CASCADE", backref="orders")
+    purpose = TextField(constraints=[Check("purpose IN ('run', 'stop')")])
+    # The run this order executes (purpose 'run'): its journal row is (instance, scheduled_at).
+    scheduled_at = UtcDateTimeField(null=True)
+    symbol = TextField()
+    side = TextField(constraints=[Check("side IN ('buy', 'sell')")])
+    qty = IntegerField(constraints=[Check("qty > 0")])
+    estimated_price = FloatField()
+    status = TextField(index=True)
+    broker_order_id = TextField(null=True)
+    filled_qty = IntegerField(default=0)
+    filled_notional = FloatField(default=0.0)
+    reason = TextField(null=True)
+    created_at = UtcDateTimeField()
+    sent_at = UtcDateTimeField(null=True)
+    updated_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "orders"
 
 
 class Transaction(BaseModel):
@@ -99,6 +130,7 @@ class Transaction(BaseModel):
     price = FloatField()
     commission = FloatField(default=0.0)
     timestamp = UtcDateTimeField(index=True)
+    order = ForeignKeyField(Order, null=True, on_delete="SET NULL", backref="trades")
 
     class Meta:
         table_name = "transactions"
@@ -115,7 +147,7 @@ class Run(BaseModel):
     code_version = TextField(null=True)
     decision = TextField(null=True)
     outcome = TextField(
-        constraints=[Check("outcome IN ('executed', 'hold', 'rejected', 'failed')")]
+        constraints=[Check(f"outcome IN ({', '.join(repr(str(o)) for o in Outcome)})")]
     )
     reason = TextField(null=True)
     traceback = TextField(null=True)
@@ -210,6 +242,7 @@ class SourceFacts(BaseModel):
 
 MODELS: list[type[Model]] = [
     Instance,
+    Order,
     Transaction,
     Run,
     OutputLine,
@@ -257,9 +290,40 @@ def _v2_sources_and_conventions() -> None:
     db.execute_sql("UPDATE algorithm_instances SET source = ? WHERE source IS NULL", (source,))
 
 
+def _v3_broker_orders() -> None:
+    """Orders for outside brokers, trades linked to them, instance warnings, 'ordered' runs.
+
+    A database created at v1 by this code already has all of it (v1 creates the current
+    models), so each step checks first.
+    """
+    from playhouse.migrate import SqliteMigrator, migrate
+
+    # Tables a v1 database lacks (none, unless it was made by hand) are made as they are now.
+    db.create_tables([Order, Transaction, Run], safe=True)
+    migrator = SqliteMigrator(db)
+    if "order_id" not in _columns("transactions"):
+        migrate(migrator.add_column("transactions", "order_id", Transaction.order))
+    if "warning" not in _columns("algorithm_instances"):
+        migrate(migrator.add_column("algorithm_instances", "warning", Instance.warning))
+    (sql,) = db.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()
+    if "'ordered'" not in sql:
+        # SQLite cannot change a CHECK constraint: rebuild the table (nothing references it).
+        db.execute_sql("ALTER TABLE runs RENAME TO runs_v1")
+        for row in db.execute_sql("PRAGMA index_list(runs_v1)").fetchall():
+            if not row[1].startswith("sqlite_"):
+                db.execute_sql(f"DROP INDEX {row[1]}")
+        Run.create_table()
+        db.execute_sql("INSERT INTO runs SELECT * FROM runs_v1")
+        db.execute_sql("DROP TABLE runs_v1")
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]. Later versions use
-# playhouse.migrate (SqliteMigrator) or plain SQL; never edit an applied migration.
-MIGRATIONS: list[Callable[[], None]] = [_v1_initial_schema, _v2_sources_and_conventions]
+# playhouse.migrate (SqliteMigrator); never edit an applied migration.
+MIGRATIONS: list[Callable[[], None]] = [
+    _v1_initial_schema,
+    _v2_sources_and_conventions,
+    _v3_broker_orders,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -323,6 +387,7 @@ __all__ = [
     "BarCoverage",
     "DiscoveryVerdict",
     "Instance",
+    "Order",
     "OutputLine",
     "Run",
     "Setting",

@@ -23,6 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from autotrader_desktop import accounting, api, database, discovery
+from autotrader_desktop.broker import Broker, halt
+from autotrader_desktop.broker import create as create_broker
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Instance
 from autotrader_desktop.engine_lock import EngineLock
@@ -32,7 +34,6 @@ from autotrader_desktop.feed.market_data import MarketData, MarketDataPort
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
 from autotrader_desktop.output_capture import OutputCapture
-from autotrader_desktop.paper_broker import PaperBroker
 from autotrader_desktop.service import Service
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.worker_pool import WorkerPool
@@ -65,12 +66,13 @@ class Engine:
         clock: Clock | None = None,
         market_data: MarketDataPort | None = None,
         data_dir: Path | None = None,
+        broker: Broker | None = None,
     ) -> None:
         self.lock = EngineLock(data_dir or database.data_dir())
         self.algorithm_dir = algorithm_dir
         self.clock = clock or SystemClock()
         self.market_data: MarketDataPort = market_data or MarketData(self.clock, settings)
-        self.broker = PaperBroker(settings.commission, settings.slippage_bps)
+        self.broker = broker or create_broker(settings, self.clock)
         self.service = Service(
             settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_price
         )
@@ -113,10 +115,12 @@ class Engine:
         api.set_history(self.market_data.ensure_history, self.settings.run_time_limit)
         self.capture.install()
         self.restart()
+        self.broker.open()
 
     async def start(self, every: float | None = None) -> None:
         """Open, connect the feed, restore subscriptions and start the minute schedule."""
         self.open()
+        await self.broker.connect()
         await self.market_data.start()
         await asyncio.to_thread(self.sync_subscriptions)
         trigger = (
@@ -141,10 +145,12 @@ class Engine:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await self.market_data.stop()
+        await self.broker.disconnect()
         self.close()
 
     def close(self) -> None:
         """Release threads, streams and modules, as the end of the process would."""
+        self.broker.close()
         self.pool.shutdown()
         self.capture.uninstall()
         api.set_history(None)
@@ -242,6 +248,10 @@ class Engine:
         """Run every running instance once now (blocking)."""
         with self._cycle_lock:
             scheduled_at = scheduled_at or self.clock.now()
+            if halt.is_halted():
+                log.info("trading is halted: cycle %s skipped", scheduled_at.isoformat())
+                return CycleReport(scheduled_at)
+            self.broker.dispatch()  # an outside broker reconciles its open orders each cycle
             self.sync_subscriptions()
             self.market_data.prepare(sorted(self._subscribed))
             report = self.orchestrator.run_cycle(scheduled_at)
@@ -285,6 +295,16 @@ class Engine:
         instance = self.service.delete_instance(instance_id)
         self.orchestrator.algorithms.pop(instance_id, None)
         return instance
+
+    def halt_trading(self) -> int:
+        return self.service.halt_trading()
+
+    def resume_trading(self) -> None:
+        self.service.resume_trading()
+
+    @property
+    def halted(self) -> bool:
+        return halt.is_halted()
 
     def account(self) -> accounting.Account:
         return self.service.account()

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     HOLD = "hold"  # no order
     REJECTED = "rejected"  # an order that could not be filled, or the instance stopped meanwhile
     FAILED = "failed"  # the algorithm raised, returned nonsense or ran out of time
+    ORDERED = "ordered"  # sent to an outside broker, not final yet (the row follows the order)
 
     @property
     def label(self) -> str:
@@ -96,13 +97,23 @@ class Broker(StrEnum):
     """Who fills the orders."""
 
     PAPER = "paper"  # the built-in paper broker: fills at the last price, plus costs
+    ALPACA_PAPER = "alpaca-paper"  # an Alpaca paper account: Alpaca fills, no real money
+    ALPACA_LIVE = "alpaca-live"  # an Alpaca live account: real money
+
+    @property
+    def is_alpaca(self) -> bool:
+        return self in (Broker.ALPACA_PAPER, Broker.ALPACA_LIVE)
 
     @property
     def label(self) -> str:
         return _BROKER_LABELS[self]
 
 
-_BROKER_LABELS = {Broker.PAPER: "paper trading (simulated fills)"}
+_BROKER_LABELS = {
+    Broker.PAPER: "paper trading (simulated fills)",
+    Broker.ALPACA_PAPER: "Alpaca paper account",
+    Broker.ALPACA_LIVE: "Alpaca LIVE account (real money)",
+}
 
 
 LEGACY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -8,15 +8,19 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from autotrader_desktop import accounting
+from autotrader_desktop.broker import Fill, OrderRequest, Rejection
 from autotrader_desktop.clock import Clock
-from autotrader_desktop.database import Instance, write_transaction
+from autotrader_desktop.database import Instance, db, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
-from autotrader_desktop.paper_broker import Fill, PaperBroker
+
+if TYPE_CHECKING:
+    from autotrader_desktop.broker import Broker
 
 SYMBOL_PATTERN = re.compile(r"[A-Z.]{1,10}")
 
@@ -87,15 +91,23 @@ def create(
     algorithms: Iterable,
     starting_balance: float,
     clock: Clock,
+    broker_cash: float | None = None,
+    check_symbol: Callable[[str], None] | None = None,
 ) -> Instance:
-    """Validate everything, then write one `running` row. Nothing is written on error."""
+    """Validate everything, then write one `running` row. Nothing is written on error.
+
+    With an outside broker, `broker_cash` is its account's cash and `check_symbol` asks it
+    whether the symbol can be traded.
+    """
     symbol = normalize_symbol(symbol)
     check_algorithm(algorithm, algorithms)
     amount = parse_capital(capital)
+    if check_symbol is not None:
+        check_symbol(symbol)
     with write_transaction():
         source = sources.current()
         sources.check(source)
-        cash = accounting.available_cash(starting_balance)
+        cash = accounting.available_cash(starting_balance, broker_cash)
         if amount > cash + 1e-9:
             raise InstanceError(
                 f"capital {amount:,.2f} is more than the available cash {cash:,.2f}"
@@ -121,20 +133,33 @@ def get(instance_id: int) -> Instance:
     return instance
 
 
-def _liquidate(instance: Instance, price: float | None, broker: PaperBroker, clock: Clock) -> None:
+def _liquidate(
+    instance: Instance, price: float | None, broker: Broker | None, clock: Clock
+) -> None:
     if instance.shares == 0:
         return
+    assert broker is not None, "only a position-free instance stops without a broker"
     if price is None:
         raise InstanceError(
             f"no price known for {instance.symbol}, so its {instance.shares} shares cannot be "
             "sold; try again once the feed has a price"
         )
+    now = clock.now()
     fill = broker.execute(
-        Decision("sell", instance.shares), instance.cash, instance.shares, instance.symbol, price
+        OrderRequest(
+            instance.id,
+            instance.symbol,
+            Decision("sell", instance.shares),
+            instance.cash,
+            instance.shares,
+            price,
+            now,
+        )
     )
-    if not isinstance(fill, Fill):
+    if isinstance(fill, Rejection):
         raise InstanceError(f"cannot sell the open position: {fill.reason}")
-    accounting.book_trade(instance.id, fill, clock.now())
+    assert isinstance(fill, Fill), "an outside broker sells before the stop (close_position)"
+    accounting.book_trade(instance.id, fill, now)
     instance.cash, instance.shares = fill.cash_after, fill.shares_after
     instance.trade_count += 1
     instance.last_price = price
@@ -143,10 +168,11 @@ def _liquidate(instance: Instance, price: float | None, broker: PaperBroker, clo
 def stop(
     instance_id: int,
     price_of: Callable[[str], float | None],
-    broker: PaperBroker,
+    broker: Broker | None,
     clock: Clock,
 ) -> Instance:
-    """Stop a running (or failed) instance, selling any open position at the last price."""
+    """Stop a running (or failed) instance, selling any open position at the last price
+    (`broker` None: the instance holds no shares)."""
     with write_transaction():
         instance = get(instance_id)
         if instance.status == InstanceStatus.STOPPED:
@@ -159,6 +185,18 @@ def stop(
         return instance
 
 
+def open_orders(instance_id: int) -> int:
+    """How many of the instance's orders an outside broker may still fill."""
+    from autotrader_desktop.broker.orders import TERMINAL  # orders books through accounting
+
+    marks = ",".join("?" * len(TERMINAL))
+    (count,) = db.execute_sql(
+        f"SELECT COUNT(*) FROM orders WHERE instance_id = ? AND status NOT IN ({marks})",
+        (instance_id, *TERMINAL),
+    ).fetchone()
+    return count
+
+
 def check_deletable(instance: Instance) -> None:
     """Refuse to delete a running instance, or a failed one still holding shares."""
     if instance.status == InstanceStatus.RUNNING:
@@ -169,6 +207,11 @@ def check_deletable(instance: Instance) -> None:
         raise InstanceError(
             f"instance {instance.id} ({instance.display_name}) failed holding "
             f"{instance.shares} shares; stop it first to sell them"
+        )
+    if open_orders(instance.id):
+        raise InstanceError(
+            f"instance {instance.id} ({instance.display_name}) has orders open at the "
+            "broker; stop it first (that cancels them)"
         )
 
 

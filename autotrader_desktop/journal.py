@@ -11,6 +11,10 @@ Recording is three steps: `read` what the batch needs (each instance's holding, 
 are already journaled), `decide` what becomes of each run (a pure function: outcome, fill,
 holding after), `write` it all. This is the hot path of a cycle (1,000 instances a
 minute), hence plain SQL on the peewee connection rather than model queries.
+
+With an outside broker, `decide` says an order goes to it (outcome `ordered`), `write`
+records the order row with the journal row, the broker sends it after the commit, and the
+journal row follows the order's life (broker/orders.py).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from datetime import datetime
 from typing import Any
 
 from autotrader_desktop import accounting
+from autotrader_desktop.broker import Broker, Fill, OrderRequest, Placed, Rejection, orders
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import Conventions, InstanceStatus, Outcome
-from autotrader_desktop.paper_broker import Fill, PaperBroker, Rejection
 
 _ts = UtcDateTimeField().db_value
 
@@ -77,7 +81,7 @@ class Entry:
 
 def record(
     results: Sequence[RunResult],
-    broker: PaperBroker,
+    broker: Broker,
     price_of: Callable[[str], float | None],
     now: Callable[[], datetime],
 ) -> list[RecordedRun]:
@@ -121,7 +125,7 @@ def decide(
     holdings: Mapping[int, Holding],
     journaled: set[tuple[int, datetime]],
     prices: Mapping[str, float | None],
-    broker: PaperBroker,
+    broker: Broker,
 ) -> list[Entry]:
     """What becomes of each run, in order (pure). A run of a deleted instance, or one that
     is journaled already, is left out; a fill changes the holding later runs see."""
@@ -141,7 +145,7 @@ def decide(
 
 
 def _outcome(
-    run: RunResult, holding: Holding, price: float | None, broker: PaperBroker
+    run: RunResult, holding: Holding, price: float | None, broker: Broker
 ) -> tuple[Outcome, str | None, Fill | None]:
     if run.error is not None:
         return Outcome.FAILED, run.error, None
@@ -149,9 +153,21 @@ def _outcome(
         return Outcome.REJECTED, f"instance was {holding.status} while it ran", None
     if run.decision is None or not run.decision.is_order:
         return Outcome.HOLD, None, None
-    result = broker.execute(run.decision, holding.cash, holding.shares, run.symbol, price)
+    result = broker.execute(
+        OrderRequest(
+            run.instance_id,
+            run.symbol,
+            run.decision,
+            holding.cash,
+            holding.shares,
+            price,
+            run.scheduled_at,
+        )
+    )
     if isinstance(result, Rejection):
         return Outcome.REJECTED, result.reason, None
+    if isinstance(result, Placed):
+        return Outcome.ORDERED, None, None
     return Outcome.EXECUTED, None, result
 
 
@@ -165,10 +181,23 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
     failures: list[tuple[Any, ...]] = []
     output: list[tuple[Any, ...]] = []
     for e in entries:
-        r, fill = e.run, e.fill
+        r, fill, reason = e.run, e.fill, e.reason
         trade_id = None
         if fill is not None:
             trade_id = accounting.book_trade(r.instance_id, fill, filled_at)
+        if e.outcome == Outcome.ORDERED:
+            assert r.decision is not None and e.price is not None
+            order = orders.record(
+                r.instance_id,
+                "run",
+                r.symbol,
+                r.decision.action,
+                r.decision.shares,
+                e.price,
+                r.scheduled_at,
+                filled_at,
+            )
+            reason = f"order {order.client_order_id} recorded, being sent to Alpaca"
         scheduled = _ts(r.scheduled_at)
         decision = str(r.decision) if r.decision is not None else None
         runs.append(
@@ -180,7 +209,7 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
                 r.code_version,
                 decision,
                 e.outcome,
-                e.reason,
+                reason,
                 r.traceback,
                 fill.price if fill else None,
                 trade_id,

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from autotrader_desktop import accounting
+from autotrader_desktop.broker import account as broker_account
+from autotrader_desktop.broker import halt
 from autotrader_desktop.database import (
     Instance,
     OutputLine,
@@ -25,7 +27,7 @@ from autotrader_desktop.database import (
     Transaction,
     db,
 )
-from autotrader_desktop.enums import Conventions, InstanceStatus, Outcome
+from autotrader_desktop.enums import Broker, Conventions, InstanceStatus, Outcome
 from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.module_cache import Drift
 from autotrader_desktop.settings import Settings
@@ -74,6 +76,8 @@ class InstanceRow:
     error: str | None
     # Those its code last ran with (docs/legacy.md); None before its first run.
     conventions: Conventions | None = None
+    # Not a failure, but for the user to look at (e.g. a position that differs at the broker).
+    warning: str | None = None
 
     @property
     def value(self) -> float:
@@ -95,16 +99,27 @@ class InstanceRow:
 
 
 @dataclass(frozen=True)
+class Trading:
+    """Who trades, and whether trading is halted (the status bar's badge)."""
+
+    broker: Broker = Broker.PAPER
+    halted: bool = False
+    account_number: str | None = None  # the outside broker's account, once it was read
+
+
+@dataclass(frozen=True)
 class Overview:
     rows: list[InstanceRow]
     account: accounting.Account
+    trading: Trading = Trading()
 
 
 # The columns a row shows, by SQL: peewee models (every column, datetimes by strptime)
 # cost ~10x as much per row.
 _ROWS_SQL = (
     "SELECT id, display_name, ticker, algorithm_type, status, code_version, initial_capital,"
-    " cash, shares, last_price, trade_count, last_decision, last_run_at, error, conventions"
+    " cash, shares, last_price, trade_count, last_decision, last_run_at, error, conventions,"
+    " warning"
     " FROM algorithm_instances ORDER BY id"
 )
 
@@ -138,6 +153,7 @@ def overview(engine: EngineView) -> Overview:
         last_run_at,
         error,
         conventions,
+        warning,
     ) in db.execute_sql(_ROWS_SQL):
         if symbol not in prices:
             prices[symbol] = price_of(symbol)
@@ -162,10 +178,17 @@ def overview(engine: EngineView) -> Overview:
                 last_run_at=_utc(last_run_at) if last_run_at else None,
                 error=error,
                 conventions=Conventions(conventions) if conventions else None,
+                warning=warning,
             )
         )
     # The rows' last prices are the live ones.
-    return Overview(rows, accounting.summarize(engine.settings.starting_balance, rows))
+    account = accounting.summarize(engine.settings.starting_balance, rows)
+    trading = Trading(engine.settings.broker, halt.is_halted())
+    at_broker = broker_account.load() if engine.settings.broker.is_alpaca else None
+    if at_broker is not None:
+        account = accounting.at_broker(account, at_broker.cash, at_broker.equity, rows)
+        trading = replace(trading, account_number=at_broker.account_number)
+    return Overview(rows, account, trading)
 
 
 def short_code_version(code_version: str | None) -> str | None:
@@ -191,6 +214,7 @@ def instance_info(instance: Instance) -> dict[str, Any]:
         "pnl": round(value - instance.initial_capital, 4),
         "trades": instance.trade_count,
         "error": instance.error,
+        "warning": instance.warning,
     }
 
 

@@ -5,7 +5,8 @@ settings, booking what a cycle's runs decided and importing a web AutoTrader ins
 the engine, the command line and (through the engine) the window all call these methods and
 nothing else writes those rows. A
 broker's trades are booked by `record_runs` (a cycle's decisions) and `stop_instance`
-(selling the open position), both through `accounting.book_trade`.
+(selling the open position), both through `accounting.book_trade`; an outside broker's
+fills, as it reports them, through broker/orders.py (the same `book_trade`).
 
 Methods block (database, discovery): call them off any GUI thread.
 """
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from autotrader_desktop import accounting, discovery, instances, journal, settings
+from autotrader_desktop.broker import Broker, halt
+from autotrader_desktop.broker.paper import PaperBroker
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, write_transaction
-from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.journal import RecordedRun, RunResult
 from autotrader_desktop.legacy import apac_import
-from autotrader_desktop.paper_broker import PaperBroker
 from autotrader_desktop.settings import Settings
 
 PriceOf = Callable[[str], float | None]
@@ -35,7 +37,7 @@ class Service:
         settings: Settings,
         algorithm_dir: Path,
         clock: Clock,
-        broker: PaperBroker,
+        broker: Broker,
         price_of: PriceOf,
     ) -> None:
         self.settings = settings
@@ -52,7 +54,9 @@ class Service:
 
     def create_instance(self, symbol: str, algorithm: str, capital: str | float) -> Instance:
         """Validate (symbol, a freshly scanned available algorithm, capital within the
-        available cash) and write one `running` instance; nothing is written on error."""
+        available cash) and write one `running` instance; nothing is written on error.
+        An outside broker is asked whether it trades the symbol, and its account's cash is
+        the cash there is."""
         return instances.create(
             symbol,
             algorithm,
@@ -60,11 +64,15 @@ class Service:
             algorithms=self.scan(),
             starting_balance=self.settings.starting_balance,
             clock=self.clock,
+            broker_cash=self.broker.account_cash(),
+            check_symbol=self.broker.check_symbol,
         )
 
     def stop_instance(self, instance_id: int) -> Instance:
-        """Stop a running or failed instance, selling any open position at the last price."""
-        return instances.stop(instance_id, self.price_of, self.broker, self.clock)
+        """Stop a running or failed instance, selling any open position through the broker
+        (an outside broker's instance is stopped once its sell filled)."""
+        closed = self.broker.close_position(instance_id, self.price_of)
+        return closed or instances.stop(instance_id, self.price_of, self.broker, self.clock)
 
     def delete_instance(self, instance_id: int) -> Instance:
         """Delete a stopped or failed instance and its history (its P&L stays booked)."""
@@ -84,8 +92,21 @@ class Service:
     def record_runs(
         self, results: Sequence[RunResult], price_of: PriceOf | None = None
     ) -> list[RecordedRun]:
-        """Execute and journal a batch of finished runs (the broker's fills are booked)."""
-        return journal.record(results, self.broker, price_of or self.price_of, self.clock.now)
+        """Execute and journal a batch of finished runs (the broker's fills are booked; an
+        outside broker's orders are recorded, then sent)."""
+        recorded = journal.record(results, self.broker, price_of or self.price_of, self.clock.now)
+        if any(run.outcome == Outcome.ORDERED for run in recorded):
+            self.broker.dispatch()
+        return recorded
+
+    def halt_trading(self) -> int:
+        """Stop all trading: every instance pauses (no cycles) and the broker's open orders
+        are canceled, until `resume_trading`. Returns how many orders were canceled."""
+        return self.broker.halt()
+
+    def resume_trading(self) -> None:
+        with write_transaction():
+            halt.set_halted(False)
 
     def account(self) -> accounting.Account:
         return accounting.account(self.settings.starting_balance, self.price_of)
@@ -121,5 +142,7 @@ class Service:
         folder, ...) are kept: they take a new engine."""
         kept = {name: getattr(self.settings, name) for name in settings.READ_AT_START}
         self.settings = replace(new, **kept)
-        self.broker.commission = new.commission
-        self.broker.slippage_bps = new.slippage_bps
+        if isinstance(self.broker, PaperBroker):
+            self.broker.commission = new.commission
+            self.broker.slippage_bps = new.slippage_bps
+        self.broker.max_order_value = new.max_order_value

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from autotrader_desktop.database import Setting
-from autotrader_desktop.enums import Feed
+from autotrader_desktop.enums import Broker, Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
 
@@ -25,7 +25,14 @@ READ_AT_START = (
     "algorithm_dir",
     "simulator_seed",
     "workers",
+    "broker",
+    "trading_url",
+    "trading_stream_url",
 )
+TRADING_URLS = {
+    Broker.ALPACA_PAPER: "https://paper-api.alpaca.markets",
+    Broker.ALPACA_LIVE: "https://api.alpaca.markets",
+}
 
 
 @dataclass(frozen=True)
@@ -38,16 +45,41 @@ class Settings:
     commission: float = 0.0
     slippage_bps: float = 0.0
     run_time_limit: float = 20.0
-    # None: on for Alpaca feeds, off for the simulator.
+    # None: on for an Alpaca feed or broker, off for the simulator with the paper broker.
     market_hours_gating: bool | None = None
     simulator_seed: int = 42
     workers: int = 8
+    broker: Broker = Broker.PAPER
+    trading_url: str | None = None
+    trading_stream_url: str | None = None
+    # The most one order may be worth at the last price; 0: no cap.
+    max_order_value: float = 0.0
 
     @property
     def gating_enabled(self) -> bool:
         if self.market_hours_gating is None:
-            return self.feed.is_alpaca
+            # Alpaca queues a market order sent while the market is closed until it opens:
+            # a decision would fill hours after it was made, at a price nobody saw.
+            return self.feed.is_alpaca or self.broker.is_alpaca
         return self.market_hours_gating
+
+    @property
+    def live(self) -> bool:
+        return self.broker == Broker.ALPACA_LIVE
+
+    @property
+    def resolved_trading_url(self) -> str:
+        """The Trading API's base URL: the setting, else Alpaca's for paper or live."""
+        return (self.trading_url or TRADING_URLS.get(self.broker, "")).rstrip("/")
+
+    @property
+    def resolved_trading_stream_url(self) -> str:
+        """The trade_updates stream: the setting, else the trading URL's host at /stream."""
+        if self.trading_stream_url:
+            return self.trading_stream_url
+        scheme, _, rest = self.resolved_trading_url.partition("://")
+        host = rest.split("/", 1)[0]
+        return f"{'ws' if scheme == 'http' else 'wss'}://{host}/stream"
 
 
 ENV_VARS = {
@@ -62,12 +94,18 @@ ENV_VARS = {
     "market_hours_gating": "AUTOTRADER_MARKET_HOURS_GATING",
     "simulator_seed": "AUTOTRADER_SIMULATOR_SEED",
     "workers": "AUTOTRADER_WORKERS",
+    "broker": "AUTOTRADER_BROKER",
+    "trading_url": "AUTOTRADER_TRADING_URL",
+    "trading_stream_url": "AUTOTRADER_TRADING_STREAM_URL",
+    "max_order_value": "AUTOTRADER_MAX_ORDER_VALUE",
 }
 
 
 URL_FORMS = {
     "stream_url": (("ws://", "wss://"), "wss://stream.data.alpaca.markets/v2/iex"),
     "history_url": (("http://", "https://"), "https://data.alpaca.markets"),
+    "trading_url": (("http://", "https://"), "https://paper-api.alpaca.markets"),
+    "trading_stream_url": (("ws://", "wss://"), "wss://paper-api.alpaca.markets/stream"),
 }
 
 
@@ -82,7 +120,12 @@ def _convert(name: str, raw: Any) -> Any:
             return Feed(raw)
         except ValueError:
             raise SettingError(f"feed must be one of {', '.join(Feed)} (got {raw!r})") from None
-    if name in ("stream_url", "history_url"):
+    if name == "broker":
+        try:
+            return Broker(raw)
+        except ValueError:
+            raise SettingError(f"broker must be one of {', '.join(Broker)} (got {raw!r})") from None
+    if name in URL_FORMS:
         if raw in (None, ""):
             return None
         schemes, example = URL_FORMS[name]

@@ -237,6 +237,25 @@ def returning(value: str) -> str:
     return _RETURNING.format(value=value)
 
 
+_SCRIPTED = """
+ORDERS = {orders!r}
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        self.step = 0
+
+    def run(self, current_time, algo_id):
+        order = ORDERS[min(self.step, len(ORDERS) - 1)]
+        self.step += 1
+        return order
+"""
+
+
+def scripted(algo_dir: Path, name: str, *orders: tuple[str, int]) -> Path:
+    """An algorithm returning `orders` one run after another, then the last one forever."""
+    return write_algorithm(algo_dir, name, _SCRIPTED.format(orders=list(orders)))
+
+
 # --- algorithms, instances, cycles ------------------------------------------------------
 
 EXAMPLES = REPO / "algorithm"
@@ -654,3 +673,91 @@ def build_installation(root: Path) -> Path:
         "ALPACA_PAPER=true\nexport ALPACA_FEED=iex\n"
     )
     return root
+
+
+def alpaca_broker(standin: Any, clock, reconcile_every: float = 0.3, timeout: float = 2.0) -> Any:
+    """An AlpacaBroker on the Trading API stand-in (quick reconciliation, short timeout)."""
+    from autotrader_desktop.broker.alpaca import AlpacaBroker
+    from autotrader_desktop.broker.alpaca_api import TradingApi
+    from autotrader_desktop.credentials import Credentials
+    from tests.alpaca_trading_standin import KEY_ID, SECRET
+
+    key = Credentials(KEY_ID, SECRET)
+    return AlpacaBroker(
+        TradingApi(standin.rest_url, key, timeout=timeout),
+        standin.stream_url,
+        key,
+        clock,
+        reconcile_every=reconcile_every,
+    )
+
+
+def alpaca_books_differences(standin: Any, data_dir: Path) -> list[str]:
+    """Where the app's books differ from the Alpaca stand-in's (empty: they agree).
+
+    Orders: every order at the broker is in the database with the same id, status and
+    filled quantity, its trades add up to what the broker executed, and no order recorded as
+    at the broker is missing there. Positions per symbol, and the cash the instances spent,
+    equal the broker's. No client_order_id was ever posted twice.
+    """
+    from decimal import Decimal
+
+    differences = []
+    with closing(connect(data_dir)) as conn:
+        ours = {row["client_order_id"]: row for row in conn.execute("SELECT * FROM orders")}
+        booked = {
+            row[0]: (row[1], row[2])
+            for row in conn.execute(
+                "SELECT order_id, SUM(shares), SUM(shares * price) FROM transactions"
+                " WHERE order_id IS NOT NULL GROUP BY order_id"
+            )
+        }
+        for order in standin.all_orders():
+            cid = order["client_order_id"]
+            row = ours.get(cid)
+            if row is None:
+                differences.append(f"{cid}: at the broker, not in the database")
+                continue
+            for name, theirs, mine in (
+                ("id", order["id"], row["broker_order_id"]),
+                ("status", order["status"], row["status"]),
+                ("filled_qty", int(order["filled_qty"]), row["filled_qty"]),
+            ):
+                if theirs != mine:
+                    differences.append(f"{cid}: {name} {theirs!r} at the broker, {mine!r} here")
+            executions = standin.executions(order["id"])
+            qty = sum(q for q, _ in executions)
+            notional = float(sum((q * p for q, p in executions), Decimal(0)))
+            shares, value = booked.get(row["id"], (0, 0.0))
+            if shares != qty or abs(value - notional) > 1e-6:
+                differences.append(
+                    f"{cid}: broker executed {qty} for {notional:.4f}, booked {shares} for "
+                    f"{value:.4f}"
+                )
+        at_broker = {order["client_order_id"] for order in standin.all_orders()}
+        for cid, row in ours.items():
+            if row["broker_order_id"] and cid not in at_broker:
+                differences.append(f"{cid}: recorded as at the broker, unknown there")
+            if row["status"] == "rejected" and cid in at_broker and not row["broker_order_id"]:
+                differences.append(f"{cid}: rejected here, but the broker has it")
+        held = {
+            row[0]: row[1]
+            for row in conn.execute(
+                "SELECT ticker, SUM(shares) FROM algorithm_instances GROUP BY ticker"
+            )
+        }
+        for symbol in set(held) | set(standin.positions):
+            if held.get(symbol, 0) != standin.positions.get(symbol, 0):
+                differences.append(
+                    f"{symbol}: broker holds {standin.positions.get(symbol, 0)}, "
+                    f"instances hold {held.get(symbol, 0)}"
+                )
+        (spent,) = conn.execute(
+            "SELECT COALESCE(SUM(initial_capital - cash), 0) FROM algorithm_instances"
+        ).fetchone()
+        broker_spent = float(standin.starting_cash - standin.cash)
+        if abs(spent - broker_spent) > 1e-6:
+            differences.append(f"cash: instances spent {spent:.4f}, the broker {broker_spent:.4f}")
+    if standin.duplicate_posts:
+        differences.append(f"{standin.duplicate_posts} order(s) posted twice")
+    return differences

@@ -4,32 +4,17 @@ rejections, stop liquidation, the account's cash."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 
 from autotrader_desktop import accounting, instances
+from autotrader_desktop.broker import Fill, OrderRequest, Rejection
+from autotrader_desktop.broker.paper import PaperBroker
 from autotrader_desktop.database import Instance, Run, Transaction
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.instances import InstanceError
-from autotrader_desktop.paper_broker import Fill, PaperBroker, Rejection
-from tests.helpers import Scanned, add_instance, cycle, write_algorithm
-
-SCRIPTED = """
-ORDERS = {orders!r}
-
-class Algorithm:
-    def __init__(self, ticker, initial_capital):
-        self.step = 0
-
-    def run(self, current_time, algo_id):
-        order = ORDERS[min(self.step, len(ORDERS) - 1)]
-        self.step += 1
-        return order
-"""
-
-
-def scripted(algo_dir, name, *orders):
-    write_algorithm(algo_dir, name, SCRIPTED.format(orders=list(orders)))
+from tests.helpers import Scanned, add_instance, cycle, scripted, write_algorithm
 
 
 def fresh(instance):
@@ -215,12 +200,21 @@ def test_creation_writes_one_running_row(engine):
     assert twin.display_name == instance.display_name + "_2"  # duplicates allowed, names unique
 
 
+def _request(action: str, shares: int, cash: float, held: int, price: float) -> OrderRequest:
+    return OrderRequest(1, "X", Decision(action, shares), cash, held, price, datetime.now(UTC))
+
+
 def test_broker_is_pure():
     broker = PaperBroker()
-    assert broker.execute(Decision("buy", 2), 100.0, 0, "X", 50.0) == Fill(
-        "buy", 2, 50.0, 0.0, 0.0, 2
-    )
-    assert isinstance(broker.execute(Decision("buy", 3), 100.0, 0, "X", 50.0), Rejection)
-    assert isinstance(
-        PaperBroker(commission=5).execute(Decision("sell", 1), 0.0, 1, "X", 1.0), Rejection
-    )
+    assert broker.execute(_request("buy", 2, 100.0, 0, 50.0)) == Fill("buy", 2, 50.0, 0.0, 0.0, 2)
+    assert isinstance(broker.execute(_request("buy", 3, 100.0, 0, 50.0)), Rejection)
+    selling = _request("sell", 1, 0.0, 1, 1.0)
+    assert isinstance(PaperBroker(commission=5).execute(selling), Rejection)
+
+
+def test_order_value_cap_rejects_before_anything_is_bought():
+    capped = PaperBroker(max_order_value=1_000).execute(_request("buy", 11, 5_000.0, 0, 100.0))
+    assert isinstance(capped, Rejection)
+    assert "1,100.00" in capped.reason and "cap 1,000.00" in capped.reason
+    within = _request("buy", 10, 5_000.0, 0, 100.0)
+    assert isinstance(PaperBroker(max_order_value=1_000).execute(within), Fill)

@@ -22,7 +22,8 @@ EXPECTED_CORE = {
     "autotrader_desktop.engine",
     "autotrader_desktop.module_cache",
     "autotrader_desktop.orchestrator",
-    "autotrader_desktop.paper_broker",
+    "autotrader_desktop.broker.paper",
+    "autotrader_desktop.broker.alpaca",
     "autotrader_desktop.feed.market_data",
     "autotrader_desktop.feed",
 }

@@ -101,6 +101,7 @@ LIST_FIELDS = [
     "pnl",
     "trades",
     "error",
+    "warning",
 ]
 
 
@@ -268,6 +269,7 @@ def test_add_json_is_the_created_instance(capsys, dirs):
         "pnl": 0,
         "trades": 0,
         "error": None,
+        "warning": None,
     }
     assert created["display_name"].startswith("BRK.B_buyer_")
 
@@ -789,6 +791,10 @@ def test_every_argument_and_option_has_help_and_global_options_are_listed_once(c
         "--feed",
         "--stream-url",
         "--history-url",
+        "--broker",
+        "--trading-url",
+        "--trading-stream-url",
+        "--confirm-live",
         "--verbose",
     }
     for where, action in _arguments(parser):

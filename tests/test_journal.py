@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from autotrader_desktop.broker.paper import PaperBroker
 from autotrader_desktop.decision import Decision
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.journal import Holding, RunResult, decide
-from autotrader_desktop.paper_broker import PaperBroker
 from tests.helpers import T0
 
 RUNNING = Holding(1_000.0, 0, InstanceStatus.RUNNING)

@@ -30,12 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from autotrader_desktop import accounting, credentials
+from autotrader_desktop.broker import Fill
 from autotrader_desktop.database import Instance
 from autotrader_desktop.enums import Feed, InstanceStatus
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
 from autotrader_desktop.instances import InstanceError, normalize_symbol
-from autotrader_desktop.paper_broker import Fill
 
 SYSTEM_DB = Path("system_databse") / "system.db"
 ALGORITHM_FOLDER = "algorithm"

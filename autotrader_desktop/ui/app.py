@@ -10,6 +10,9 @@ returns; the loop ends after it, and the CLI closes the database.
 Unexpected exceptions (in Qt slots, threads, or unawaited tasks) are shown in a dialog
 with the traceback to copy; the app keeps running.
 
+With the alpaca-live broker, the app first asks, naming the Alpaca account, whether to
+trade real money (unless --confirm-live was given); "No" quits before anything starts.
+
 AUTOTRADER_SMOKE=1: quit with exit status 0 as soon as the window is shown and the
 engine started (the packaged app's smoke test).
 """
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import qasync
 from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.errors import ErrorReporter
@@ -84,8 +87,48 @@ def run_on_qt_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+async def confirm_live(ctx: Context) -> bool:
+    """Ask whether to trade real money, naming the Alpaca live account (read from Alpaca)."""
+    from autotrader_desktop.broker.alpaca import AlpacaBroker
+    from autotrader_desktop.broker.alpaca_api import Doubt, Refused
+
+    broker = ctx.broker(trades=False)
+    assert isinstance(broker, AlpacaBroker)
+    try:
+        account = await asyncio.to_thread(broker.api.account)
+        equity = float(account.equity or 0)
+        named = f"Alpaca live account {account.account_number} (equity {equity:,.2f})"
+    except (Doubt, Refused) as exc:
+        named = f"your Alpaca live account (its details could not be read: {exc})"
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        f"{TITLE} — live trading",
+        f"Trade with REAL MONEY in {named}?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+    )
+    box.setInformativeText(
+        "Every decision of every running instance becomes a real order at Alpaca. "
+        "No starts nothing and quits."
+    )
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finished(_: int) -> None:
+        if not answered.done():
+            answered.set_result(box.clickedButton() is box.button(QMessageBox.StandardButton.Yes))
+
+    box.finished.connect(finished)
+    box.open()
+    return await answered
+
+
 async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke: bool) -> int:
     asyncio.get_running_loop().set_exception_handler(reporter.loop_exception_handler)
+    if ctx.settings.live and not ctx.confirm_live:
+        if not await confirm_live(ctx):
+            log.info("live trading not confirmed: quitting")
+            return 1
+        ctx.confirm_live = True
     engine = ctx.engine()
     window = MainWindow(engine, default_store())
     quit_requested = asyncio.Event()

@@ -130,7 +130,7 @@ TEXT: list[Callable[[InstanceRow], str]] = [
     lambda r: r.symbol,
     lambda r: r.algorithm,
     _version,
-    lambda r: r.status,
+    lambda r: f"{r.status} ⚠" if r.warning else r.status,
     lambda r: _money(r.initial_capital),
     lambda r: _money(r.cash),
     lambda r: f"{r.shares:,}",
@@ -178,6 +178,7 @@ FIELD_COLUMNS: dict[str, tuple[int, ...]] = {
     "last_decision": (Column.DECISION,),
     "last_run_at": (Column.LAST_RUN,),
     "error": (Column.STATUS,),
+    "warning": (Column.STATUS,),
 }
 
 
@@ -196,8 +197,8 @@ def _tooltip(row: InstanceRow, column: int) -> str | None:
         if row.drift in DRIFT_BADGES:
             lines.append(row.drift.value)
         return "\n".join(lines)
-    if column == Column.STATUS and row.error:
-        return row.error
+    if column == Column.STATUS and (row.error or row.warning):
+        return "\n\n".join(text for text in (row.error, row.warning) if text)
     if column == Column.NAME:
         return row.display_name
     return None
@@ -254,6 +255,8 @@ class InstanceTableModel(QAbstractTableModel):
             return theme.signed(self._theme, row.pnl)
         if column == Column.PNL_PCT:
             return theme.signed(self._theme, row.pnl_pct)
+        if column == Column.STATUS and row.warning and row.status != InstanceStatus.FAILED:
+            return self._theme.warning
         if column == Column.STATUS:
             return {
                 InstanceStatus.RUNNING: self._theme.running,

@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (
 from autotrader_desktop import paths, queries
 from autotrader_desktop.discovery import AlgorithmFolderError
 from autotrader_desktop.engine import Engine
-from autotrader_desktop.enums import InstanceStatus, Outcome
+from autotrader_desktop.enums import Broker, InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.legacy.apac_import import ImportReport
 from autotrader_desktop.orchestrator import CycleReport
-from autotrader_desktop.queries import Bars, Fills, InstanceRow, Overview
+from autotrader_desktop.queries import Bars, Fills, InstanceRow, Overview, Trading
 from autotrader_desktop.ui import activity, theme
 from autotrader_desktop.ui.activity import ActivityTabs
 from autotrader_desktop.ui.add_dialog import AddDialog
@@ -206,6 +206,19 @@ class MainWindow(QMainWindow):
             self.import_apac,
             "Import a web AutoTrader installation: instances, trades, algorithm files, key",
         )
+        self.halt_action = action(
+            "Stop all trading",
+            "Ctrl+Shift+H",
+            self.halt_trading,
+            "Cancel every open order and pause every instance, until Resume trading",
+        )
+        self.resume_action = action(
+            "Resume trading",
+            "Ctrl+Shift+U",
+            self.resume_trading,
+            "Let the instances run and trade again after Stop all trading",
+        )
+        self.resume_action.setVisible(False)
         action("Refresh", QKeySequence.StandardKey.Refresh, self.refresh, "Re-read everything")
         action("Filter", QKeySequence.StandardKey.Find, self._focus_filter, "Filter instances")
         action("Quit", QKeySequence.StandardKey.Quit, self.close, "Quit AutoTrader Desktop")
@@ -220,6 +233,9 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.restart_action)
         toolbar.addAction(self.settings_action)
         toolbar.addAction(self.export_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.halt_action)
+        toolbar.addAction(self.resume_action)
         self.addToolBar(toolbar)
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.import_action)
@@ -332,6 +348,32 @@ class MainWindow(QMainWindow):
 
         self._run(self.engine.restart, done=done)
 
+    def halt_trading(self) -> None:
+        text = (
+            "Stop all trading?\n\nEvery open order the app placed is canceled, orders not "
+            "sent yet are withdrawn, and every instance pauses: no cycle runs until you "
+            "resume trading. Positions are kept (stop an instance to sell its shares)."
+        )
+        if not self.confirm("Stop all trading", text):
+            return
+
+        def done(canceled: int) -> None:
+            self.status.showMessage(
+                f"Trading halted: {counted(canceled, 'open order')} canceled, every instance "
+                "paused",
+                MESSAGE_MS,
+            )
+            self.refresh()
+
+        self._run(self.engine.halt_trading, done=done)
+
+    def resume_trading(self) -> None:
+        def done(_: Any) -> None:
+            self.status.showMessage("Trading resumed: instances run at the next cycle", MESSAGE_MS)
+            self.refresh()
+
+        self._run(self.engine.resume_trading, done=done)
+
     def open_settings(self) -> None:
         self.settings_dialog = SettingsDialog(
             self.engine.settings, self.engine.save_settings, self.background, self
@@ -416,6 +458,7 @@ class MainWindow(QMainWindow):
 
     def _overview_loaded(self, overview: Overview) -> None:
         self.table.set_rows(overview.rows)
+        self._show_trading(overview.trading)
         self.status.set_account(overview.account)
         self.live.set_symbols(
             {row.symbol for row in overview.rows if row.status != InstanceStatus.STOPPED},
@@ -428,6 +471,14 @@ class MainWindow(QMainWindow):
         if self.chart.symbol is None and self.table.selected() is None:
             self.chart.clear(self._no_chart_message())
         self._update_actions()
+
+    def _show_trading(self, trading: Trading) -> None:
+        self.status.set_trading(trading)
+        self.halt_action.setVisible(not trading.halted)
+        self.resume_action.setVisible(trading.halted)
+        live = trading.broker == Broker.ALPACA_LIVE
+        account = f" {trading.account_number}" if trading.account_number else ""
+        self.setWindowTitle(f"{TITLE} — LIVE TRADING (Alpaca{account})" if live else TITLE)
 
     def _no_chart_message(self) -> str:
         if self.table.model.rowCount() == 0:

@@ -1,9 +1,10 @@
 """The Settings dialog.
 
-Trading settings (starting balance, commission, slippage, run time limit, market-hours
-gating) apply at once. The feed, its URLs and key, and the algorithm folder are read when
-the app starts: changing them needs a restart of the app, and the dialog says so. The
-Alpaca key and secret go to the OS keyring (credentials.py), never to the database.
+Trading settings (starting balance, commission, slippage, per-order cap, run time limit,
+market-hours gating) apply at once. The feed, the broker, their URLs and keys, and the
+algorithm folder are read when the app starts: changing them needs a restart of the app,
+and the dialog says so. The Alpaca keys (the paper pair, also used for market data, and
+the live pair) go to the OS keyring (credentials.py), never to the database.
 A setting fixed by an environment variable shows that it is, since a saved value would
 not be used.
 """
@@ -34,14 +35,14 @@ from PySide6.QtWidgets import (
 )
 
 from autotrader_desktop import credentials, settings
-from autotrader_desktop.enums import Feed
+from autotrader_desktop.enums import Broker, Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.background import Background
 
 GATING_CHOICES = [
-    (None, "Automatic (on for Alpaca, off for the simulator)"),
+    (None, "Automatic (on when trading or fed by Alpaca, off for the simulator)"),
     (True, "On: run cycles only while NYSE is open"),
     (False, "Off: run cycles around the clock"),
 ]
@@ -98,7 +99,25 @@ class SettingsDialog(QDialog):
         self.history_url = QLineEdit()
         self.history_url.setPlaceholderText("default: https://data.alpaca.markets")
 
+        self.broker = QComboBox()
+        for broker in Broker:
+            self.broker.addItem(broker.label, broker)
+        self.trading_url = QLineEdit()
+        self.trading_url.setPlaceholderText("default: Alpaca's paper or live Trading API")
+        self.trading_stream_url = QLineEdit()
+        self.trading_stream_url.setPlaceholderText("default: the trading URL's /stream")
+        self.live_key_id = QLineEdit()
+        self.live_key_id.setPlaceholderText("live API key ID")
+        self.live_secret = QLineEdit()
+        self.live_secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.live_secret.setPlaceholderText("live secret key (leave empty to keep the stored one)")
+        self.live_key_status = QLabel()
+        self.live_key_status.setWordWrap(True)
+        self._stored_live_key_id = ""
+
         self.starting_balance = _spin(1e12, 2, "", minimum=0.01)
+        self.max_order_value = _spin(1e12, 2, "")
+        self.max_order_value.setSpecialValueText("no cap")
         self.commission = _spin(1e6, 2, " per order")
         self.slippage = _spin(10_000, 1, " bps")
         self.time_limit = _spin(3600, 1, " s", minimum=0.1)
@@ -123,6 +142,21 @@ class SettingsDialog(QDialog):
         market_form.addRow("Stream URL", self._with_note(self.stream_url, "stream_url"))
         market_form.addRow("History URL", self._with_note(self.history_url, "history_url"))
 
+        broker_group = QGroupBox("Broker — applies after restarting the app")
+        broker_form = QFormLayout(broker_group)
+        broker_form.addRow("&Broker", self._with_note(self.broker, "broker"))
+        broker_form.addRow(
+            "",
+            QLabel("Alpaca paper trading uses the API key above; live trading its own key."),
+        )
+        broker_form.addRow("Live key ID", self.live_key_id)
+        broker_form.addRow("Live secret", self.live_secret)
+        broker_form.addRow("", self.live_key_status)
+        broker_form.addRow("Trading URL", self._with_note(self.trading_url, "trading_url"))
+        broker_form.addRow(
+            "Trading stream URL", self._with_note(self.trading_stream_url, "trading_stream_url")
+        )
+
         trading = QGroupBox("Trading — applies now")
         trading_form = QFormLayout(trading)
         trading_form.addRow(
@@ -130,6 +164,9 @@ class SettingsDialog(QDialog):
         )
         trading_form.addRow("&Commission", self._with_note(self.commission, "commission"))
         trading_form.addRow("S&lippage", self._with_note(self.slippage, "slippage_bps"))
+        trading_form.addRow(
+            "Per-order &cap", self._with_note(self.max_order_value, "max_order_value")
+        )
         trading_form.addRow("Run &time limit", self._with_note(self.time_limit, "run_time_limit"))
         trading_form.addRow(
             "Market-&hours gating", self._with_note(self.gating, "market_hours_gating")
@@ -151,12 +188,13 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        for group in (market, trading, algorithms):
+        for group in (market, broker_group, trading, algorithms):
             layout.addWidget(group)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
 
         self.feed.currentIndexChanged.connect(self._feed_changed)
+        self.broker.currentIndexChanged.connect(self._broker_changed)
         self._load(current)
 
     def _with_note(self, widget: QWidget, name: str) -> QWidget:
@@ -179,6 +217,10 @@ class SettingsDialog(QDialog):
         self.feed.setCurrentIndex(self.feed.findData(current.feed))
         self.stream_url.setText(current.stream_url or "")
         self.history_url.setText(current.history_url or "")
+        self.broker.setCurrentIndex(self.broker.findData(current.broker))
+        self.trading_url.setText(current.trading_url or "")
+        self.trading_stream_url.setText(current.trading_stream_url or "")
+        self.max_order_value.setValue(current.max_order_value)
         self.starting_balance.setValue(current.starting_balance)
         self.commission.setValue(current.commission)
         self.slippage.setValue(current.slippage_bps)
@@ -192,9 +234,19 @@ class SettingsDialog(QDialog):
             _read_keyring, on_done=self._credentials_loaded, on_error=self._keyring_failed
         )
         self._feed_changed()
+        self._broker_changed()
 
-    def _credentials_loaded(self, read: tuple[credentials.Credentials | None, bool]) -> None:
-        found, keyring_available = read
+    def _credentials_loaded(
+        self,
+        read: tuple[credentials.Credentials | None, credentials.Credentials | None, bool],
+    ) -> None:
+        found, live, keyring_available = read
+        if live is not None:
+            self._stored_live_key_id = live.key_id
+            self.live_key_id.setText(live.key_id)
+            self.live_key_status.setText("A live key is stored (the secret is never shown).")
+        else:
+            self.live_key_status.setText("No live key stored. Needed for Alpaca live trading.")
         if found is None and not keyring_available:
             self.key_status.setText(
                 "No OS keyring is available here, so an API key cannot be stored: set "
@@ -217,6 +269,13 @@ class SettingsDialog(QDialog):
         for widget in (self.key_id, self.secret, self.stream_url, self.history_url):
             widget.setEnabled(alpaca)
 
+    def _broker_changed(self) -> None:
+        broker = Broker(self.broker.currentData())
+        for widget in (self.trading_url, self.trading_stream_url):
+            widget.setEnabled(broker.is_alpaca)
+        for widget in (self.live_key_id, self.live_secret):
+            widget.setEnabled(broker == Broker.ALPACA_LIVE)
+
     def _browse(self) -> None:
         chooser = QFileDialog(self, "Algorithm folder", self.algorithm_dir.text())
         chooser.setFileMode(QFileDialog.FileMode.Directory)
@@ -233,6 +292,10 @@ class SettingsDialog(QDialog):
             "stream_url": self.stream_url.text().strip() or None,
             "history_url": self.history_url.text().strip() or None,
             "algorithm_dir": self.algorithm_dir.text().strip() or None,
+            "broker": self.broker.currentData(),
+            "trading_url": self.trading_url.text().strip() or None,
+            "trading_stream_url": self.trading_stream_url.text().strip() or None,
+            "max_order_value": self.max_order_value.value(),
             "starting_balance": self.starting_balance.value(),
             "commission": self.commission.value(),
             "slippage_bps": self.slippage.value(),
@@ -259,14 +322,26 @@ class SettingsDialog(QDialog):
             self._fail("Enter both the API key ID and the secret to store a new key.")
             return
         new_key = credentials.Credentials(key_id, secret) if key_id and secret else None
+        live_id, live_secret = self.live_key_id.text().strip(), self.live_secret.text()
+        if (live_secret and not live_id) or (
+            live_id != self._stored_live_key_id and not live_secret
+        ):
+            self._fail("Enter both the live key ID and its secret to store a new live key.")
+            return
+        new_live = (
+            credentials.Credentials(live_id, live_secret) if live_id and live_secret else None
+        )
         self.buttons.setEnabled(False)
 
         def store() -> SavedSettings:
-            # The key first: if the keyring refuses it, no setting has changed either.
+            # The keys first: if the keyring refuses one, no setting has changed either.
             if new_key is not None:
                 credentials.save(new_key)
+            if new_live is not None:
+                credentials.save(new_live, live=True)
             stored = self._save_settings(changes)
-            restart = new_key is not None or any(name in settings.READ_AT_START for name in changes)
+            new_keys = new_key is not None or new_live is not None
+            restart = new_keys or any(name in settings.READ_AT_START for name in changes)
             return SavedSettings(sorted(changes), restart, stored)
 
         self._background.submit(store, on_done=self._saved, on_error=self._save_failed)
@@ -287,7 +362,7 @@ class SettingsDialog(QDialog):
         self.error.show()
 
 
-def _read_keyring() -> tuple[credentials.Credentials | None, bool]:
-    """The stored key, and whether there is an OS keyring at all (off the GUI thread:
-    finding the keyring may ask D-Bus)."""
-    return credentials.load(), credentials.keyring_available()
+def _read_keyring() -> tuple[credentials.Credentials | None, credentials.Credentials | None, bool]:
+    """The stored paper and live keys, and whether there is an OS keyring at all (off the
+    GUI thread: finding the keyring may ask D-Bus)."""
+    return credentials.load(), credentials.load(live=True), credentials.keyring_available()

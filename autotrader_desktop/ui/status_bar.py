@@ -1,4 +1,5 @@
-"""The status bar: messages, feed state and data age, market hours, next cycle, account.
+"""The status bar: messages, broker (a LIVE badge for real money), feed state and data
+age, market hours, next cycle, account.
 
 Every text in it is elided to the room it gets, with the full text in a tooltip: a long
 feed error or message must never widen the window (on a small screen that pushed the close
@@ -14,7 +15,8 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from autotrader_desktop.accounting import Account
-from autotrader_desktop.queries import MarketState
+from autotrader_desktop.enums import Broker
+from autotrader_desktop.queries import MarketState, Trading
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.live_data import STALE_AFTER_S, FeedView
 
@@ -80,6 +82,10 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message = ElidedLabel()
+        # Never elided: "LIVE" must always be seen whole.
+        self.broker = QLabel()
+        self.broker.setContentsMargins(MARGIN, 0, MARGIN, 0)
+        self._trading = Trading()
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(self.clearMessage)
@@ -92,6 +98,7 @@ class StatusBar(QStatusBar):
         self.cycle = ElidedLabel("Engine starting …")
         self.account = ElidedLabel()
         self.cash = ElidedLabel()
+        self.addPermanentWidget(self.broker)
         self.addPermanentWidget(self.feed_light)
         # The feed's text (an error can be long) gives way first; a message shares it.
         self.addPermanentWidget(self.feed, 1)
@@ -162,11 +169,45 @@ class StatusBar(QStatusBar):
             seconds = max(0, round((at - now).total_seconds()))
             self.cycle.set_text(f"Next cycle {at.astimezone():%H:%M:%S} (in {seconds} s)")
 
-    def set_account(self, account: Account) -> None:
-        self.account.set_text(
-            f"Account value {account.value:,.2f}",
-            f"Starting balance {account.starting_balance:,.2f}, realized P&L "
-            f"{account.realized_pnl:+,.2f}, committed to instances "
-            f"{account.committed_capital:,.2f}",
+    def set_trading(self, trading: Trading) -> None:
+        """Who trades: paper, an Alpaca paper account, or LIVE (a red badge); and a halt."""
+        self._trading = trading
+        current = theme.current()
+        account = f" {trading.account_number}" if trading.account_number else ""
+        text = {
+            Broker.PAPER: "Paper trading",
+            Broker.ALPACA_PAPER: f"Alpaca paper{account}",
+            Broker.ALPACA_LIVE: f"LIVE — real money · Alpaca{account}",
+        }[trading.broker]
+        style = ""
+        if trading.broker == Broker.ALPACA_LIVE:
+            style = f"background: {current.loss.name()}; color: white; font-weight: bold;"
+        if trading.halted:
+            text += " · TRADING HALTED"
+            style = style or f"color: {current.warning.name()}; font-weight: bold;"
+        self.broker.setText(text)
+        self.broker.setStyleSheet(style)
+        self.broker.setToolTip(
+            f"{trading.broker.label}."
+            + (
+                " Trading is halted: no cycle runs and no order is sent until Resume trading."
+                if trading.halted
+                else ""
+            )
         )
+
+    def set_account(self, account: Account) -> None:
+        at_broker = self._trading.broker.is_alpaca and self._trading.account_number is not None
+        if at_broker:
+            self.account.set_text(
+                f"Alpaca equity {account.value:,.2f}",
+                "The Alpaca account's equity, as Alpaca reported it last (every 15 s or so)",
+            )
+        else:
+            self.account.set_text(
+                f"Account value {account.value:,.2f}",
+                f"Starting balance {account.starting_balance:,.2f}, realized P&L "
+                f"{account.realized_pnl:+,.2f}, committed to instances "
+                f"{account.committed_capital:,.2f}",
+            )
         self.cash.set_text(f"Available cash {account.available_cash:,.2f}")

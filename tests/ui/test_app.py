@@ -21,6 +21,8 @@ class Context:
 
     def __init__(self, engine) -> None:
         self._engine = engine
+        self.settings = engine.settings
+        self.confirm_live = False
 
     def engine(self):
         return self._engine

@@ -13,8 +13,14 @@ from autotrader_desktop.ui.settings_dialog import SettingsDialog
 @pytest.fixture
 def keyring(monkeypatch):
     stored: dict[str, credentials.Credentials] = {}
-    monkeypatch.setattr(credentials, "load", lambda: stored.get("key"))
-    monkeypatch.setattr(credentials, "save", lambda found: stored.__setitem__("key", found))
+
+    def key(live: bool) -> str:
+        return "live key" if live else "key"
+
+    monkeypatch.setattr(credentials, "load", lambda live=False: stored.get(key(live)))
+    monkeypatch.setattr(
+        credentials, "save", lambda found, live=False: stored.__setitem__(key(live), found)
+    )
     return stored
 
 
@@ -105,3 +111,20 @@ def test_the_dialog_says_when_there_is_no_os_keyring(
     assert ("APCA_API_KEY_ID" in status) == (not available), status
     assert (status == "No API key stored. Needed for the Alpaca feeds.") == available
     dialog.reject()
+
+
+def test_broker_cap_and_live_key_are_saved_separately(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    assert not dialog.live_key_id.isEnabled()  # only for live trading
+    dialog.broker.setCurrentIndex(dialog.broker.findData("alpaca-live"))
+    dialog.live_key_id.setText("AKLIVE")
+    dialog.live_secret.setText("l1ve-s3cret")
+    dialog.max_order_value.setValue(2_500)
+    save(qtbot, dialog)
+    assert keyring == {"live key": credentials.Credentials("AKLIVE", "l1ve-s3cret")}
+    stored = settings.load()
+    assert (stored.broker, stored.max_order_value) == ("alpaca-live", 2_500)
+    assert engine.settings.broker == "paper"  # the running broker stays until a restart
+    assert engine.broker.max_order_value == 2_500  # the cap applies at once
+    assert "Restart AutoTrader Desktop" in window.status.currentMessage()
+    assert all("l1ve-s3cret" not in row.value for row in Setting.select())

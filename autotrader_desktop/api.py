@@ -19,8 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
-import numpy as np
-
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import Transaction, db
 from autotrader_desktop.feed import sources
@@ -117,7 +115,11 @@ def _select(symbol: str, where: str, params: tuple, order: str) -> list[Row]:
 def _regular(rows: list[Row]) -> list[Row]:
     if not rows:
         return rows
-    from autotrader_desktop.feed import market_hours  # the calendar loads slowly: when needed
+    # Loaded when needed: the calendar is slow to load, and an algorithm's host imports
+    # nothing (numpy included) its algorithm does not use.
+    import numpy as np
+
+    from autotrader_desktop.feed import market_hours
 
     keep = market_hours.in_session(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
     return [row for row, inside in zip(rows, keep.tolist(), strict=True) if inside]

@@ -623,6 +623,10 @@ def _run(argv: list[str]) -> int:
         from autotrader_desktop import discovery_worker
 
         return discovery_worker.main()
+    if argv[:1] == ["_algorithm-host"]:  # the frozen app's algorithm hosts
+        from autotrader_desktop.hosts import process
+
+        return process.main(argv[1:])
     args = build_parser().parse_args(argv)
     logging_config.configure(verbose=args.verbose)
     ctx = None

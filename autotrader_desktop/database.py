@@ -353,6 +353,19 @@ def data_dir() -> Path:
     return Path(db.database).parent
 
 
+def open_read_only(path: Path) -> None:
+    """Open the database file at `path` for reading only (algorithm hosts: the data API)."""
+    if not db.is_closed():
+        db.close()
+    db.init(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS // 1000,
+        pragmas={"query_only": 1, "busy_timeout": BUSY_TIMEOUT_MS},
+    )
+    db.connect(reuse_if_open=True)
+
+
 def schema_version() -> int:
     return db.execute_sql("PRAGMA user_version").fetchone()[0]
 

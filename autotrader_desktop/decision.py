@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ACTIONS = ("buy", "sell", "hold")
+# More shares than any company has issued; bigger numbers would overflow the books.
+MAX_SHARES = 10**12
 
 
 class InvalidDecision(ValueError):
@@ -27,7 +29,12 @@ class Decision:
 
 
 def _quote(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a user object whose __repr__ raises
+        return f"<{type(value).__name__} object whose repr() failed>"
+    if not isinstance(text, str):
+        return f"<{type(value).__name__} object>"
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -42,6 +49,7 @@ def validate(returned: Any) -> Decision:
     # numpy integers are Integral; bools are too, and are refused on purpose.
     if isinstance(shares, bool) or not isinstance(shares, numbers.Integral):
         raise InvalidDecision(f"{what}; shares must be a whole number (int)")
-    if shares < 0:
-        raise InvalidDecision(f"{what}; shares must be >= 0")
-    return Decision(str(action), int(shares))
+    count = int(shares)
+    if not 0 <= count <= MAX_SHARES:
+        raise InvalidDecision(f"{what}; shares must be between 0 and {MAX_SHARES:,}")
+    return Decision(str(action), count)

@@ -41,7 +41,7 @@ from autotrader_desktop.conventions import ConventionsError
 from autotrader_desktop.database import DiscoveryVerdict, SourceFacts
 from autotrader_desktop.discovery_worker import describe
 from autotrader_desktop.enums import Conventions
-from autotrader_desktop.paths import is_frozen
+from autotrader_desktop.paths import is_frozen, worker_env
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def _worker_pass(jobs: list[snapshot.Snapshot], timeout: float) -> list[_Verdict
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,  # a file, not a pipe: user output can never block the worker
-                env=_worker_env(),
+                env=worker_env(),
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
             )
         except OSError as exc:
@@ -446,16 +446,6 @@ def _pump(proc: subprocess.Popen[bytes], payload: bytes, lines: queue.Queue[byte
     finally:
         proc.stdout.close()
         lines.put(None)
-
-
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if not is_frozen():
-        # The worker must import this very autotrader_desktop, whatever the current
-        # directory or other installed copies.
-        root = str(Path(autotrader_desktop.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
 
 
 def _not_checked(detail: str) -> _Verdict:

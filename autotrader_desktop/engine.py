@@ -1,4 +1,4 @@
-"""The running core: module cache, orchestrator, market data and the minute schedule.
+"""The running core: module cache, algorithm hosts, orchestrator, market data, the schedule.
 
 Used the same way by the window, `headless` and `cycle`. Starting an engine is a restart
 in the sense of the snapshot rule: nothing is cached yet, and failed instances get a fresh
@@ -31,18 +31,19 @@ from autotrader_desktop.engine_lock import EngineLock
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.market_data import MarketData, MarketDataPort
+from autotrader_desktop.hosts.supervisor import Hosts, HostSettings
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
-from autotrader_desktop.output_capture import OutputCapture
 from autotrader_desktop.service import Service
 from autotrader_desktop.settings import Settings
-from autotrader_desktop.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 # Lines a user does not need by default (logging_config holds this logger back).
 routine_log = logging.getLogger(f"{__name__}.routine")
 
 CYCLE_SECOND = 2
+# In the data directory: one working directory per algorithm, its host's current directory.
+WORK_DIR = "work"
 MISFIRE_GRACE_S = 30
 
 
@@ -76,15 +77,21 @@ class Engine:
         self.service = Service(
             settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_price
         )
-        self.capture = OutputCapture()
-        self.pool = WorkerPool(settings.workers)
+        # Absolute: each host works in a directory of its own.
+        database_file = (database.data_dir() / database.DB_FILENAME).resolve()
+        self.hosts = Hosts(
+            HostSettings(
+                database=database_file,
+                work_root=database_file.parent / WORK_DIR,
+                memory_limit_mb=settings.host_memory_limit_mb,
+                time_limit=settings.run_time_limit,
+                clock=self.clock,
+                # Bars an algorithm asks for that are not stored yet are fetched here.
+                history=self.market_data.ensure_history,
+            )
+        )
         self.orchestrator = Orchestrator(
-            ModuleCache(algorithm_dir),
-            self.service,
-            self.pool,
-            self.capture,
-            self.clock,
-            settings.run_time_limit,
+            ModuleCache(algorithm_dir), self.hosts, self.service, self.clock
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._subscribed: Counter[str] = Counter()
@@ -112,8 +119,6 @@ class Engine:
         if not self.lock.held:
             self.lock.acquire()
         api.set_clock(self.clock)
-        api.set_history(self.market_data.ensure_history, self.settings.run_time_limit)
-        self.capture.install()
         self.restart()
         self.broker.open()
 
@@ -149,19 +154,18 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Release threads, streams and modules, as the end of the process would."""
+        """End every algorithm host and forget every snapshot, as the end of the process would."""
         self.broker.close()
-        self.pool.shutdown()
-        self.capture.uninstall()
-        api.set_history(None)
         self.orchestrator.restart()
         self.lock.release()
 
     def restart(self) -> int:
-        """Clear the module cache like a process restart; failed instances get a fresh try.
+        """End every host and clear the module cache; failed instances get a fresh try.
 
-        Waits for a cycle in progress. Returns how many failed instances were retried.
+        A cycle in progress ends first (ending the hosts ends its batches; what they had not
+        finished is not run). Returns how many failed instances were retried.
         """
+        self.hosts.close()
         with self._cycle_lock:
             self.orchestrator.restart()
             retried = self.service.retry_failed()
@@ -178,7 +182,7 @@ class Engine:
     def save_settings(self, changes: dict[str, Any]) -> Settings:
         """Store changed settings and take the trading ones now (see Service)."""
         stored = self.service.save_settings(changes)
-        self.orchestrator.time_limit = self.settings.run_time_limit
+        self._settings_to_hosts()
         return stored
 
     def apply_settings(self, settings: Settings) -> None:
@@ -187,8 +191,12 @@ class Engine:
         The feed, its URLs and the algorithm folder are kept: they take a new engine.
         """
         self.service.apply_settings(settings)
-        self.orchestrator.time_limit = settings.run_time_limit
-        api.set_history(self.market_data.ensure_history, settings.run_time_limit)
+        self._settings_to_hosts()
+
+    def _settings_to_hosts(self) -> None:
+        self.hosts.settings.time_limit = self.settings.run_time_limit
+        # Hosts started from now on (after a crash, or Restart engine) get the new limit.
+        self.hosts.settings.memory_limit_mb = self.settings.host_memory_limit_mb
 
     # --- cycles -----------------------------------------------------------------------
 
@@ -210,8 +218,9 @@ class Engine:
         try:
             await self.run_cycle(scheduled)
         except asyncio.CancelledError:
-            # The engine is stopping mid-cycle. The cycle thread is a daemon and each batch
-            # is one transaction, so nothing half-done survives; end quietly, or
+            # The engine is stopping mid-cycle. The cycle thread is a daemon, its hosts are
+            # ended and each batch is one transaction, so nothing half-done survives; end
+            # quietly, or
             # APScheduler would log this as the job failing.
             log.info("cycle for %s interrupted: the engine is stopping", scheduled)
         except Exception:
@@ -292,9 +301,7 @@ class Engine:
         return instance
 
     def delete_instance(self, instance_id: int) -> Instance:
-        instance = self.service.delete_instance(instance_id)
-        self.orchestrator.algorithms.pop(instance_id, None)
-        return instance
+        return self.service.delete_instance(instance_id)
 
     def halt_trading(self) -> int:
         return self.service.halt_trading()

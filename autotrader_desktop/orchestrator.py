@@ -1,13 +1,11 @@
 """One cycle: run every running instance once, execute what each decides, journal it.
 
 Instances are re-read from the database every cycle, so instances added or stopped by
-another process are picked up. Each run goes to the worker pool: look the algorithm up in
-the module cache (loading the file on first use), create the instance's `Algorithm` object
-(on its first run, kept until restart; for every run under legacy conventions), call
-`run(current_time, algo_id)` with the time as its conventions say, validate the result. The
-time limit covers all of that. Finished runs are recorded in batches as they come in, so a
-slow algorithm delays nobody else's order; one that overstays its limit is abandoned and
-fails alone.
+another process are picked up. The cycle takes each algorithm's snapshot from the module
+cache (reading the files on first use) and hands all of that algorithm's instances to its
+host as one batch (see hosts/), every host on a thread of its own. Results are recorded in
+batches as they come in, so a slow algorithm delays nobody else's order; a run that
+overstays its time limit, or kills its host, fails alone.
 """
 
 from __future__ import annotations
@@ -15,34 +13,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, cast
 
 from autotrader_desktop.clock import Clock
 from autotrader_desktop.database import Instance, Run
-from autotrader_desktop.decision import validate
 from autotrader_desktop.enums import InstanceStatus, Outcome
 from autotrader_desktop.events import event
 from autotrader_desktop.feed import sources
+from autotrader_desktop.hosts.supervisor import Host, Hosts, HostsClosed
 from autotrader_desktop.journal import RunResult
-from autotrader_desktop.module_cache import ModuleCache
-from autotrader_desktop.output_capture import OutputCapture
+from autotrader_desktop.module_cache import ModuleCache, SnapshotUnavailable
 from autotrader_desktop.service import Service
-from autotrader_desktop.worker_pool import Job, WorkerPool
+from autotrader_desktop.snapshot import Snapshot
 
-# Frames of these files are engine plumbing; tracebacks shown to users leave them out.
-_ENGINE_FILES = {
-    str(Path(__file__).with_name(name))
-    for name in ("orchestrator.py", "module_cache.py", "algorithm_loader.py", "worker_pool.py")
-}
-# How often the cycle thread records finished runs and checks for slow or overdue ones.
+# How often the cycle thread records the runs finished so far.
 _POLL_S = 0.05
-# A run taking longer than this lets another run start beside it (see WorkerPool).
-SLOW_RUN_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -76,48 +64,35 @@ class CycleEvents:
     cycle_finished = event(CycleReport)
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
-    """A one-line message and a traceback without engine frames."""
-    if isinstance(exc, SystemExit):
-        message = f"algorithm called sys.exit({exc.code!r})"
-    else:
-        lines = str(exc).strip().splitlines()
-        message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-        if isinstance(exc, SyntaxError) and exc.lineno:
-            message = f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in _ENGINE_FILES]
-    text = "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(exc))
-    return message, "Traceback (most recent call last):\n" + text
-
-
 class _Finished:
-    """A cycle's finished jobs. The cycle thread wakes when all are in or its wait times out,
-    not on every job: waking per job made the cycle thread fight the workers for the GIL."""
+    """A cycle's finished runs. The cycle thread wakes when all are in or its wait times out,
+    not on every batch of results."""
 
     def __init__(self, expected: int) -> None:
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[RunResult] = queue.SimpleQueue()
         self._left = expected
         self._lock = threading.Lock()
         self.all_in = threading.Event()
         if expected == 0:
             self.all_in.set()
 
-    def put(self, job: Job) -> None:
-        self._jobs.put(job)
-        self.forget()
+    def put(self, results: list[RunResult]) -> None:
+        for result in results:
+            self._results.put(result)
+        self.forget(len(results))
 
-    def forget(self) -> None:
-        """One job fewer to wait for (finished, or abandoned)."""
+    def forget(self, count: int) -> None:
+        """`count` runs fewer to wait for (finished, or never to be run)."""
         with self._lock:
-            self._left -= 1
+            self._left -= count
             if self._left <= 0:
                 self.all_in.set()
 
-    def drain(self) -> list[Job]:
+    def drain(self) -> list[RunResult]:
         finished = []
         while True:
             try:
-                finished.append(self._jobs.get_nowait())
+                finished.append(self._results.get_nowait())
             except queue.Empty:
                 return finished
 
@@ -126,26 +101,20 @@ class Orchestrator:
     def __init__(
         self,
         cache: ModuleCache,
+        hosts: Hosts,
         service: Service,
-        pool: WorkerPool,
-        capture: OutputCapture,
         clock: Clock,
-        time_limit: float,
     ) -> None:
         self.cache = cache
+        self.hosts = hosts
         self.service = service
-        self.pool = pool
-        self.capture = capture
         self.clock = clock
-        self.time_limit = time_limit
-        # instance id -> its Algorithm object, kept from its first run until restart
-        self.algorithms: dict[int, Any] = {}  # user code: anything with run()
         self.events = CycleEvents()
 
     def restart(self) -> None:
-        """Forget modules and Algorithm objects: the next runs load current files."""
+        """End every host and forget every snapshot: the next runs load current files."""
+        self.hosts.close()
         self.cache.clear()
-        self.algorithms = {}
 
     def running_instances(self, scheduled_at: datetime) -> list[InstanceToRun]:
         already = Run.select(Run.instance).where(Run.scheduled_at == scheduled_at)
@@ -166,56 +135,63 @@ class Orchestrator:
         )
         return [InstanceToRun(*row) for row in cast(Iterable[tuple[Any, ...]], query)]
 
-    def _run_one(self, instance: InstanceToRun, scheduled_at: datetime) -> RunResult:
-        """Runs on a worker thread."""
-        started_at = self.clock.now()
-        start = time.perf_counter()
-        result = RunResult(instance.id, instance.symbol, scheduled_at, started_at, 0.0)
-        self.capture.begin()
-        try:
-            loaded = self.cache.get(instance.algorithm)
-            result.code_version = loaded.code_version
-            result.conventions = conventions = loaded.conventions
-            algorithm = self.algorithms.get(instance.id)
-            if algorithm is None:
-                algorithm = loaded.cls(instance.symbol, instance.initial_capital)
-                if not conventions.fresh_object_per_run:
-                    self.algorithms[instance.id] = algorithm
-            current_time = conventions.current_time(scheduled_at)
-            result.decision = validate(algorithm.run(current_time, instance.id))
-        except BaseException as exc:
-            result.error, result.traceback = _describe(exc)
-        finally:
-            result.output = self.capture.end()
-            result.duration_ms = (time.perf_counter() - start) * 1000
-        return result
+    def _unreadable(
+        self, runs: list[InstanceToRun], scheduled_at: datetime, error: SnapshotUnavailable
+    ) -> list[RunResult]:
+        message, details = str(error), error.details
+        now = self.clock.now()
+        return [
+            RunResult(r.id, r.symbol, scheduled_at, now, 0.0, error=message, traceback=details)
+            for r in runs
+        ]
 
-    def _timed_out(self, job: Job) -> RunResult:
-        instance, scheduled_at = job.args
-        message = f"TimeoutError: run did not finish within the {self.time_limit:g} s time limit"
-        cached = self.cache.loaded_modules.get(instance.algorithm)
-        return RunResult(
-            instance.id,
-            instance.symbol,
-            scheduled_at,
-            self.clock.now(),
-            self.time_limit * 1000,
-            code_version=cached.code_version if cached else None,
-            error=message,
-            traceback=message,
-        )
+    def _on_host(
+        self,
+        host: Host,
+        snapshot: Snapshot,
+        runs: list[InstanceToRun],
+        scheduled_at: datetime,
+        finished: _Finished,
+    ) -> None:
+        """One algorithm's batch (on a thread of its own)."""
+        delivered = 0
+
+        def deliver(results: list[RunResult]) -> None:
+            nonlocal delivered
+            delivered += len(results)
+            finished.put(results)
+
+        try:
+            if not host.run(scheduled_at, runs, deliver):
+                # The rule protects code that loaded: the next instance reads the file again.
+                self.cache.forget(snapshot)
+                self.hosts.discard(host)
+        except HostsClosed:
+            pass  # quitting or restarting: the rest of this cycle is not run
+        finally:
+            finished.forget(len(runs) - delivered)
 
     def run_cycle(self, scheduled_at: datetime) -> CycleReport:
         """Run every running instance once for `scheduled_at` (blocking; not on the GUI thread)."""
         start = time.perf_counter()
         report = CycleReport(scheduled_at)
-        self.capture.install()
         to_run = self.running_instances(scheduled_at)
         finished = _Finished(len(to_run))
-        pending = {
-            self.pool.submit(self._run_one, instance, scheduled_at, outbox=finished)
-            for instance in to_run
-        }
+        by_algorithm: dict[str, list[InstanceToRun]] = {}
+        for instance in to_run:
+            by_algorithm.setdefault(instance.algorithm, []).append(instance)
+        for name, runs in by_algorithm.items():
+            try:
+                snapshot = self.cache.get(name)
+            except SnapshotUnavailable as exc:
+                finished.put(self._unreadable(runs, scheduled_at, exc))
+                continue
+            threading.Thread(
+                target=self._on_host,
+                args=(self.hosts.host_for(snapshot), snapshot, runs, scheduled_at, finished),
+                name=f"host-{name}",
+                daemon=True,
+            ).start()
         prices: dict[str, float | None] = {}
 
         def price_of(symbol: str) -> float | None:
@@ -223,33 +199,16 @@ class Orchestrator:
                 prices[symbol] = self.service.price_of(symbol)
             return prices[symbol]
 
-        while pending:
-            finished.all_in.wait(self._wait_time(pending))
-            done = finished.drain()
-            pending.difference_update(done)
-            self.pool.relieve(pending, SLOW_RUN_S)
-            batch = [job.result for job in done]
-            now = time.monotonic()
-            for job in list(pending):
-                overdue = job.started_at is not None and now - job.started_at >= self.time_limit
-                if overdue and self.pool.abandon(job, TimeoutError()):
-                    finished.forget()
-                    pending.discard(job)
-                    self.algorithms.pop(job.args[0].id, None)
-                    batch.append(self._timed_out(job))
-            if not batch:
-                continue
-            prices.clear()
-            recorded = self.service.record_runs(batch, price_of)
-            for outcome in recorded:
-                report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
-            self.events.runs_recorded.emit(recorded)
+        while True:
+            all_in = finished.all_in.wait(_POLL_S)
+            batch = finished.drain()
+            if batch:
+                prices.clear()
+                recorded = self.service.record_runs(batch, price_of)
+                for outcome in recorded:
+                    report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
+                self.events.runs_recorded.emit(recorded)
+            elif all_in:
+                break
         report.duration_s = time.perf_counter() - start
         return report
-
-    def _wait_time(self, pending: set[Job]) -> float:
-        """Until the next batch, or sooner if a time limit runs out before it."""
-        started = [job.started_at for job in pending if job.started_at is not None]
-        if not started:
-            return _POLL_S
-        return min(_POLL_S, max(0.0, min(started) + self.time_limit - time.monotonic()))

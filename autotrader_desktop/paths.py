@@ -43,6 +43,17 @@ def install_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of the app's worker processes (discovery, algorithm hosts): they
+    must import this very autotrader_desktop, whatever the current directory or other
+    installed copies."""
+    env = dict(os.environ)
+    if not is_frozen():
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def bundle_dir() -> Path:
     """The app's own read-only files: the repository root from source, the bundle's
     `_internal` folder (PyInstaller's `sys._MEIPASS`) when frozen."""

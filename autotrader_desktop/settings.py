@@ -24,7 +24,6 @@ READ_AT_START = (
     "history_url",
     "algorithm_dir",
     "simulator_seed",
-    "workers",
     "broker",
     "trading_url",
     "trading_stream_url",
@@ -48,7 +47,8 @@ class Settings:
     # None: on for an Alpaca feed or broker, off for the simulator with the paper broker.
     market_hours_gating: bool | None = None
     simulator_seed: int = 42
-    workers: int = 8
+    # Address space of each algorithm host (one process per algorithm), in MB.
+    host_memory_limit_mb: int = 1024
     broker: Broker = Broker.PAPER
     trading_url: str | None = None
     trading_stream_url: str | None = None
@@ -93,13 +93,16 @@ ENV_VARS = {
     "run_time_limit": "AUTOTRADER_RUN_TIME_LIMIT",
     "market_hours_gating": "AUTOTRADER_MARKET_HOURS_GATING",
     "simulator_seed": "AUTOTRADER_SIMULATOR_SEED",
-    "workers": "AUTOTRADER_WORKERS",
+    "host_memory_limit_mb": "AUTOTRADER_HOST_MEMORY_LIMIT_MB",
     "broker": "AUTOTRADER_BROKER",
     "trading_url": "AUTOTRADER_TRADING_URL",
     "trading_stream_url": "AUTOTRADER_TRADING_STREAM_URL",
     "max_order_value": "AUTOTRADER_MAX_ORDER_VALUE",
 }
 
+
+# A host needs ~50 MB of address space to start; above 1 TB a limit means nothing.
+HOST_MEMORY_LIMIT_RANGE_MB = (256, 1_048_576)
 
 URL_FORMS = {
     "stream_url": (("ws://", "wss://"), "wss://stream.data.alpaca.markets/v2/iex"),
@@ -147,13 +150,16 @@ def _convert(name: str, raw: Any) -> Any:
         if text in ("", "auto"):
             return None
         raise SettingError(f"market_hours_gating must be on, off or auto (got {raw!r})")
-    if name in ("simulator_seed", "workers"):
+    if name in ("simulator_seed", "host_memory_limit_mb"):
         try:
             value = int(raw)
         except (TypeError, ValueError):
             raise SettingError(f"{name} must be a whole number (got {raw!r})") from None
-        if name == "workers" and not 1 <= value <= 256:
-            raise SettingError(f"workers must be between 1 and 256 (got {value})")
+        low, high = HOST_MEMORY_LIMIT_RANGE_MB
+        if name == "host_memory_limit_mb" and not low <= value <= high:
+            raise SettingError(
+                f"host_memory_limit_mb must be between {low} and {high} (got {value})"
+            )
         return value
     try:
         number = float(raw)

@@ -90,7 +90,6 @@ def make_engine(db, clock, algo_dir, market):
 
     def make(**settings):
         settings.setdefault("run_time_limit", 5.0)
-        settings.setdefault("workers", 4)
         engine = Engine(Settings(**settings), algo_dir, clock, market)
         engine.open()
         engines.append(engine)

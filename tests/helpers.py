@@ -117,7 +117,7 @@ def popen_python(
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=kwargs.pop("cwd", REPO),
             **kwargs,
         )
 

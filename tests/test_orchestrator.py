@@ -173,7 +173,7 @@ class Algorithm:
 
 
 def test_time_limit_fails_a_hung_run_without_delaying_others(make_engine, algo_dir):
-    engine = make_engine(run_time_limit=0.5, workers=2)
+    engine = make_engine(run_time_limit=0.5)
     write_algorithm(algo_dir, "hang", HANGS)
     write_algorithm(algo_dir, "good", HOLDER)
     hung = add_instance(engine, "NVDA", "hang")

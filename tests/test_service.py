@@ -28,7 +28,7 @@ def test_settings_are_saved_all_or_nothing(engine):
     stored = engine.save_settings({"commission": 2.5, "run_time_limit": 7})
     assert (stored.commission, settings.load().commission) == (2.5, 2.5)
     assert engine.broker.commission == 2.5
-    assert engine.orchestrator.time_limit == 7
+    assert engine.hosts.settings.time_limit == 7
 
 
 def test_the_window_and_the_command_line_see_one_account(engine, algo_dir, market):

@@ -46,7 +46,7 @@ def alpaca_engine(db, clock, algo_dir, market, standin):
 
     def make(reconcile_every: float = 0.3, timeout: float = 2.0, stream: bool = True):
         broker = alpaca_broker(standin, clock, reconcile_every, timeout)
-        settings = Settings(broker=Broker.ALPACA_PAPER, run_time_limit=5.0, workers=2)
+        settings = Settings(broker=Broker.ALPACA_PAPER, run_time_limit=5.0)
         engine = Engine(settings, algo_dir, clock, market, broker=broker)
         engine.open()
         loop = _Loop() if stream else None

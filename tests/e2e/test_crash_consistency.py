@@ -123,7 +123,7 @@ lock_dir = Path(os.environ.get("TEST_ENGINE_LOCK_DIR") or data_dir)
 database.open_database(data_dir)
 clock = FakeClock(T0)
 engine = Engine(
-    Settings(run_time_limit=60, workers=4), algorithm_dir, clock, FixedPriceMarket(), lock_dir
+    Settings(run_time_limit=60), algorithm_dir, clock, FixedPriceMarket(), lock_dir
 )
 engine.open()
 if prefix:
@@ -246,6 +246,12 @@ KILL_POINTS = [
 ]
 
 
+# Statements every recorded batch runs. Each algorithm's results come from its own host, so
+# a cycle may be recorded in several batches: a trade or printed output is in the trader's,
+# and other hosts' batches of the same minute may be committed before it.
+EVERY_BATCH = ("BEGIN IMMEDIATE", "INSERT INTO RUNS", "UPDATE ALGORITHM_INSTANCES", "COMMIT")
+
+
 @pytest.mark.parametrize(
     "kill_at", KILL_POINTS, ids=[f"{prefix.split()[-1].lower()}-{n}" for prefix, n in KILL_POINTS]
 )
@@ -259,7 +265,7 @@ def test_killed_while_recording_a_trade(tmp_path, child_script, reference, kill_
     assert killed.returncode == KILLED, f"not killed at {kill_at}: {killed.stderr}"
     check_accounts(world.data)
     after_kill = state(world.data)
-    if kill_at[1] == 1:
+    if kill_at[1] == 1 and kill_at[0] in EVERY_BATCH:
         assert after_kill == before  # nothing of the first batch half-written
     else:  # the kill may come after a batch of minute 2 was committed (never in minute 3)
         new_runs = [r for r in after_kill["runs"] if r not in before["runs"]]

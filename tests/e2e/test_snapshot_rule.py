@@ -1,9 +1,12 @@
 """The snapshot rule (docs/behaviour.md#snapshot-rule): a running instance keeps the code
-loaded for it until restart."""
+loaded for it until restart, also when its algorithm's host process is replaced."""
 
 from __future__ import annotations
 
-from autotrader_desktop.database import Instance, Run
+import os
+import sys
+
+from autotrader_desktop.database import Instance, OutputLine, Run
 from autotrader_desktop.module_cache import Drift
 from tests.helpers import add_instance, cycle, write_algorithm
 
@@ -42,47 +45,93 @@ def imports(folder, name):
 def test_module_is_not_loaded_at_creation(engine, algo_dir):
     write_versioned(algo_dir, "alpha", 1)
     add_instance(engine, "NVDA", "alpha")
-    assert engine.cache.loaded_modules == {}
+    assert engine.cache.snapshots == {}
     assert imports(algo_dir, "alpha") == 0
     cycle(engine)
-    assert set(engine.cache.loaded_modules) == {"alpha"}
+    assert set(engine.cache.snapshots) == {"alpha"}
     assert imports(algo_dir, "alpha") == 1
 
 
-def test_instances_of_one_algorithm_share_one_module(engine, algo_dir):
+IDENTITIES = """
+import os
+
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        self.runs = 0
+        print("init", ticker, initial_capital)
+
+    def run(self, current_time, algo_id):
+        self.runs += 1
+        print(os.getpid(), id(Algorithm), id(self))
+        return "hold", self.runs
+"""
+
+
+def output(instance_id):
+    query = OutputLine.select().where(OutputLine.instance == instance_id).order_by(OutputLine.id)
+    return [line.text for line in query]
+
+
+def test_instances_of_one_algorithm_share_one_module_in_one_host(engine, algo_dir):
     write_versioned(algo_dir, "alpha", 1)
-    first = add_instance(engine, "NVDA", "alpha")
-    second = add_instance(engine, "NVDA", "alpha")
+    write_algorithm(algo_dir, "who", IDENTITIES)
+    first = add_instance(engine, "NVDA", "who")
+    second = add_instance(engine, "NVDA", "who")
+    add_instance(engine, "NVDA", "alpha")
+    add_instance(engine, "NVDA", "alpha")
     cycle(engine)
     cycle(engine)
     assert imports(algo_dir, "alpha") == 1
-    objects = engine.orchestrator.algorithms
-    assert objects[first.id] is not objects[second.id]
-    assert type(objects[first.id]) is type(objects[second.id])
-    assert type(objects[first.id]) is engine.cache.loaded_modules["alpha"].cls
+    pid, cls, obj = zip(*(line.split() for line in output(first.id)[1:]), strict=True)
+    pid2, cls2, obj2 = zip(*(line.split() for line in output(second.id)[1:]), strict=True)
+    # One process, one class for both instances; an object per instance, kept.
+    assert len(set(pid + pid2)) == 1 and len(set(cls + cls2)) == 1
+    assert len(set(obj)) == 1 and len(set(obj2)) == 1 and obj != obj2
+    # ... and that process is not the engine's, which never imports user code.
+    assert int(pid[0]) != os.getpid() and int(pid[0]) == engine.hosts.pids()["who"]
+    assert not [name for name in sys.modules if name.startswith("autotrader_algorithms")]
 
 
 def test_algorithm_object_is_created_once_per_instance(engine, algo_dir):
-    write_algorithm(
-        algo_dir,
-        "counter",
-        """
-        class Algorithm:
-            def __init__(self, ticker, initial_capital):
-                self.runs = 0
-                self.args = (ticker, initial_capital)
-
-            def run(self, current_time, algo_id):
-                self.runs += 1
-                return "hold", self.runs
-    """,
-    )
-    instance = add_instance(engine, "NVDA", "counter", 1234.5)
+    write_algorithm(algo_dir, "who", IDENTITIES)
+    instance = add_instance(engine, "NVDA", "who", 1234.5)
     for _ in range(3):
         cycle(engine)
-    algorithm = engine.orchestrator.algorithms[instance.id]
-    assert algorithm.args == ("NVDA", 1234.5)
-    assert algorithm.runs == 3
+    assert [r.decision for r in Run.select().order_by(Run.id)] == ["hold 1", "hold 2", "hold 3"]
+    assert output(instance.id)[0] == "init NVDA 1234.5"
+    assert sum(text.startswith("init") for text in output(instance.id)) == 1
+
+
+CRASHES_ON_DEMAND = VERSIONED.replace(
+    '        return "hold", {version}',
+    '        if Path(__file__).with_name(f"crash_{{algo_id}}").exists():\n'
+    "            import os\n"
+    "            os._exit(1)\n"
+    '        return "hold", {version}',
+)
+
+
+def test_a_replaced_host_loads_the_snapshot_not_the_file(engine, algo_dir):
+    write_algorithm(algo_dir, "alpha", CRASHES_ON_DEMAND.format(version=1))
+    crasher = add_instance(engine, "NVDA", "alpha")
+    survivor = add_instance(engine, "AAPL", "alpha")
+    cycle(engine)
+    version_1 = Instance.get_by_id(survivor.id).code_version
+    first_host = engine.hosts.pids()["alpha"]
+    write_algorithm(algo_dir, "alpha", CRASHES_ON_DEMAND.format(version=2))
+    (algo_dir / f"crash_{crasher.id}").touch()
+    report = cycle(engine)
+    assert report.outcomes == {"failed": 1, "hold": 1}
+    assert "the algorithm's process exited (exit code 1) during run()" in (
+        Instance.get_by_id(crasher.id).error
+    )
+    # The survivor went on in a new process, with the code it had: version 1, not the file.
+    assert engine.hosts.pids()["alpha"] != first_host
+    assert decisions(engine.clock.now())[survivor.id] == "hold 1"
+    assert Instance.get_by_id(survivor.id).code_version == version_1
+    assert imports(algo_dir, "alpha") == 2  # the snapshot was executed again, not the file
+    assert any("what it kept on self was lost" in text for text in output(survivor.id))
+    assert engine.drift("alpha") is Drift.EDITED
 
 
 def test_edit_after_load_changes_nothing_for_old_and_new_instances(engine, algo_dir, clock):
@@ -108,7 +157,7 @@ def test_new_file_is_loaded_fresh_on_its_first_run(engine, algo_dir):
     report = cycle(engine)
     assert report.outcomes == {"hold": 2}
     assert decisions()[beta.id] == "hold 7"
-    assert set(engine.cache.loaded_modules) == {"alpha", "beta"}
+    assert set(engine.cache.snapshots) == {"alpha", "beta"}
 
 
 def test_deleted_file_keeps_running_from_memory(engine, algo_dir):
@@ -145,10 +194,12 @@ def test_restart_loads_current_files(engine, algo_dir, clock):
     cycle(engine)
     before = Instance.get_by_id(instance.id).code_version
     write_versioned(algo_dir, "alpha", 2)
+    old_host = engine.hosts.pids()["alpha"]
     engine.restart()
-    assert engine.cache.loaded_modules == {}
-    assert engine.orchestrator.algorithms == {}
+    assert engine.cache.snapshots == {}
+    assert engine.hosts.pids() == {}
     cycle(engine)
+    assert engine.hosts.pids()["alpha"] != old_host
     assert decisions()[instance.id] == "hold 2"
     after = Instance.get_by_id(instance.id).code_version
     assert after != before

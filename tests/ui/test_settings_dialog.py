@@ -46,7 +46,7 @@ def test_trading_settings_apply_at_once(qtbot, engine, keyring, window):
     save(qtbot, dialog)
     assert not dialog.isVisible()
     assert engine.broker.commission == 1.5 and engine.broker.slippage_bps == 2.0
-    assert engine.orchestrator.time_limit == 7.0
+    assert engine.hosts.settings.time_limit == 7.0
     assert engine.settings.starting_balance == 50_000
     stored = settings.load()
     assert (stored.commission, stored.slippage_bps, stored.run_time_limit) == (1.5, 2.0, 7.0)

@@ -257,7 +257,8 @@ class AlpacaBroker:
                 self._later(order, exc if isinstance(exc, Doubt) else None)
                 return
             if found is not None:
-                log.info("order %s found at Alpaca (%s)", order.client_order_id, found.status)
+                status = state_of(found).status
+                log.info("order %s found at Alpaca (%s)", order.client_order_id, status)
                 self._apply(found)
                 self._settled(order)
                 return

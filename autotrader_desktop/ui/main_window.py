@@ -285,7 +285,13 @@ class MainWindow(QMainWindow):
         row = self.table.selected()
         if row is None or row.status == InstanceStatus.STOPPED:
             return
-        if row.shares:
+        if row.shares and self.engine.settings.broker.is_alpaca:
+            position = (
+                f"Its open orders are canceled and its "
+                f"{counted(row.shares, f'{row.symbol} share')} are sold by a market order at "
+                "Alpaca; it stops once that sell has filled."
+            )
+        elif row.shares:
             price = f"{row.last_price:,.2f}" if row.last_price is not None else "unknown"
             position = (
                 f"Its open position of {counted(row.shares, f'{row.symbol} share')} will be "

@@ -117,3 +117,35 @@ def test_paper_trading_is_named_and_no_warning_means_a_plain_status(qtbot, engin
     assert model.index(model.row_of(instance.id), Column.STATUS).data() == "running"
     assert Instance.get_by_id(instance.id).warning is None
     assert window.status.broker.text() == "Paper trading"
+
+
+def test_stopping_at_alpaca_says_the_sell_is_a_market_order_there(
+    qtbot, make_engine, store, monkeypatch, standin
+):
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    engine = make_engine(
+        broker=Broker.ALPACA_PAPER,
+        trading_url=standin.rest_url,
+        trading_stream_url=standin.stream_url,
+    )
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    db.execute_sql("UPDATE algorithm_instances SET shares = 3 WHERE id = ?", (instance.id,))
+    window = MainWindow(engine, store)
+    try:
+        window.show()
+        window.start()
+        qtbot.waitUntil(lambda: window.table.model.rowCount() == 1, timeout=10_000)
+        window.table.select(instance.id)
+        asked: list[str] = []
+
+        def question(parent, title, text, *args):
+            asked.append(text)
+            return QMessageBox.StandardButton.No
+
+        monkeypatch.setattr(QMessageBox, "question", question)
+        window.stop_action.trigger()
+        assert "sold by a market order at Alpaca" in asked[0]
+        assert "stops once that sell has filled" in asked[0]
+    finally:
+        window.shutdown()

@@ -246,6 +246,7 @@ class Context:
     """What every command needs: the database, the resolved settings, the algorithm folder."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
         self.data_dir = paths.data_dir(args.data_dir)
         # What this run is about to create (the data directory, and any missing parent of
         # it): a failed command removes it again.
@@ -296,6 +297,23 @@ class Context:
             return
         database.close_database()
         shutil.rmtree(self.created, ignore_errors=True)
+
+    def engine_options(self) -> list[str]:
+        """The global options for an engine process of the same data directory, feed and
+        broker (live trading only once the user confirmed it here)."""
+        options = ["--data-dir", str(self.data_dir.resolve())]
+        for name in (
+            *("algorithm_dir", "feed", "stream_url", "history_url"),
+            *("broker", "trading_url", "trading_stream_url"),
+        ):
+            value = getattr(self.args, name, None)
+            if value is not None:
+                options += [f"--{name.replace('_', '-')}", str(value)]
+        if self.confirm_live:
+            options.append("--confirm-live")
+        if getattr(self.args, "verbose", False):
+            options.append("--verbose")
+        return options
 
     def require_algorithm_dir(self) -> None:
         """Refuse to run with a mistyped folder: every instance would fail on a missing file."""
@@ -565,6 +583,8 @@ def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
     ctx.require_algorithm_dir()
 
     async def main() -> None:
+        from autotrader_desktop.engine_channel import ChannelServer
+
         engine = ctx.engine()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -573,15 +593,18 @@ def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         await engine.start(every=args.every)
-        when = f"every {args.every:g} s" if args.every else "at :02 each minute"
-        log.info(
-            "headless engine running in process %d (cycles %s); Ctrl-C to stop",
-            os.getpid(),
-            when,
-        )
+        channel = ChannelServer(engine, engine.lock)
         try:
+            await channel.start()
+            when = f"every {args.every:g} s" if args.every else "at :02 each minute"
+            log.info(
+                "headless engine running in process %d (cycles %s); Ctrl-C to stop",
+                os.getpid(),
+                when,
+            )
             await stop.wait()
         finally:
+            await channel.stop()
             await engine.stop()
             log.info("engine stopped")
 

@@ -32,6 +32,7 @@ from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.market_data import MarketData, MarketDataPort
 from autotrader_desktop.hosts.supervisor import Hosts, HostSettings
+from autotrader_desktop.legacy.apac_import import ImportReport
 from autotrader_desktop.module_cache import Drift, ModuleCache
 from autotrader_desktop.orchestrator import CycleEvents, CycleReport, Orchestrator
 from autotrader_desktop.service import Service
@@ -312,6 +313,12 @@ class Engine:
     @property
     def halted(self) -> bool:
         return halt.is_halted()
+
+    def import_apac(self, directory: Path) -> ImportReport:
+        """Import a web AutoTrader installation (see Service.import_apac)."""
+        report = self.service.import_apac(directory)
+        self.sync_subscriptions()
+        return report
 
     def account(self) -> accounting.Account:
         return self.service.account()

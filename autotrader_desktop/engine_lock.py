@@ -147,17 +147,19 @@ def running_engine(data_dir: Path) -> EngineInfo | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # The holder writes who it is right after locking: give it a moment.
-            for _ in range(STARTING_POLLS):
+        # An engine writes who it is right after locking, and empties the file right before
+        # unlocking: an empty file under a lock is one starting or stopping; give it time.
+        for _ in range(STARTING_POLLS):
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
                 info = _read(handle)
                 if info is not None:
                     return info
                 time.sleep(STARTING_POLL_S)
-            raise EngineAlreadyRunning(data_dir, None) from None
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return None
+        raise EngineAlreadyRunning(data_dir, None)
     finally:
         os.close(handle)

@@ -10,7 +10,7 @@ bars by symbol and time).
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,26 +196,49 @@ def short_code_version(code_version: str | None) -> str | None:
     return code_version[:8] if code_version else None
 
 
-def instance_info(instance: Instance) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InstanceInfo:
     """An instance as the command line's `--json` and the engine's channel give it."""
+
+    id: int
+    display_name: str
+    ticker: str
+    algorithm_type: str
+    status: str
+    code_version: str | None  # short, as shown
+    code_sha256: str | None
+    initial_capital: float
+    cash: float
+    shares: int
+    value: float
+    pnl: float
+    trades: int
+    error: str | None
+    warning: str | None
+
+
+def instance_info(instance: Instance) -> dict[str, Any]:
+    """InstanceInfo's fields of `instance`, as JSON-ready values."""
     value = accounting.instance_value(instance)
-    return {
-        "id": instance.id,
-        "display_name": instance.display_name,
-        "ticker": instance.symbol,
-        "algorithm_type": instance.algorithm,
-        "status": instance.status,
-        "code_version": short_code_version(instance.code_version),
-        "code_sha256": instance.code_version,
-        "initial_capital": instance.initial_capital,
-        "cash": round(instance.cash, 4),
-        "shares": instance.shares,
-        "value": round(value, 4),
-        "pnl": round(value - instance.initial_capital, 4),
-        "trades": instance.trade_count,
-        "error": instance.error,
-        "warning": instance.warning,
-    }
+    return asdict(
+        InstanceInfo(
+            id=instance.id,
+            display_name=instance.display_name,
+            ticker=instance.symbol,
+            algorithm_type=instance.algorithm,
+            status=instance.status,
+            code_version=short_code_version(instance.code_version),
+            code_sha256=instance.code_version,
+            initial_capital=instance.initial_capital,
+            cash=round(instance.cash, 4),
+            shares=instance.shares,
+            value=round(value, 4),
+            pnl=round(value - instance.initial_capital, 4),
+            trades=instance.trade_count,
+            error=instance.error,
+            warning=instance.warning,
+        )
+    )
 
 
 @dataclass(frozen=True)

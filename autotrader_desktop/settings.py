@@ -54,6 +54,11 @@ class Settings:
     trading_stream_url: str | None = None
     # The most one order may be worth at the last price; 0: no cap.
     max_order_value: float = 0.0
+    # Whether the engine a window started keeps trading after that window closes. Off:
+    # closing the window is how a desktop user stops the app, and a process still trading
+    # unseen (with a live broker, real money) would be a surprise; `headless` is there for
+    # trading without a window.
+    keep_trading_in_background: bool = False
 
     @property
     def gating_enabled(self) -> bool:
@@ -98,6 +103,7 @@ ENV_VARS = {
     "trading_url": "AUTOTRADER_TRADING_URL",
     "trading_stream_url": "AUTOTRADER_TRADING_STREAM_URL",
     "max_order_value": "AUTOTRADER_MAX_ORDER_VALUE",
+    "keep_trading_in_background": "AUTOTRADER_KEEP_TRADING_IN_BACKGROUND",
 }
 
 
@@ -139,17 +145,18 @@ def _convert(name: str, raw: Any) -> Any:
         return str(raw)
     if name == "algorithm_dir":
         return None if raw in (None, "") else str(raw)
-    if name == "market_hours_gating":
-        if raw is None or isinstance(raw, bool):
+    if name in ("market_hours_gating", "keep_trading_in_background"):
+        if isinstance(raw, bool) or (raw is None and name == "market_hours_gating"):
             return raw
         text = str(raw).strip().lower()
         if text in ("1", "true", "yes", "on"):
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        if text in ("", "auto"):
+        if text in ("", "auto") and name == "market_hours_gating":
             return None
-        raise SettingError(f"market_hours_gating must be on, off or auto (got {raw!r})")
+        choices = "on, off or auto" if name == "market_hours_gating" else "on or off"
+        raise SettingError(f"{name} must be {choices} (got {raw!r})")
     if name in ("simulator_seed", "host_memory_limit_mb"):
         try:
             value = int(raw)
@@ -188,6 +195,11 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
         elif name in stored:
             values[name] = _convert(name, stored[name])
     return Settings(**values)
+
+
+def from_json(values: dict[str, Any]) -> Settings:
+    """Settings from their JSON form (as the engine's channel carries them)."""
+    return Settings(**{name: _convert(name, value) for name, value in values.items()})
 
 
 def save(name: str, value: Any) -> None:

@@ -6,17 +6,20 @@ feed streams 5,000 messages/s.
 
 The app is the real one, started the way `autotrader-desktop` starts it: `cli.Context` on
 a temporary data directory, `app.run_gui` (QApplication, error reporter, pyqtgraph's GUI
-thread garbage collector, the qasync loop, `app._main` with the real MainWindow and
-Engine). Only `Context.engine()` is extended: `_main` calls it on the running loop, and it
-starts this benchmark's scenario there as a task beside the app.
+thread garbage collector, the qasync loop, `app._main` with the real MainWindow). The
+engine is a process of its own, as always: for the loaded phases a `headless --every
+CYCLE_EVERY_S` engine is started first and the window attaches to it (so the cycles come
+on the engine's own schedule); for the floor, the window starts its engine itself. The
+scenario runs as a task on the app's loop beside `_main` and ends by closing the window.
 
 The feed is the embedded simulator's own protocol and REST code (`Simulator`), run in a
-separate process (the other core) with its trade emitter replaced by one that sends RATE
-trades/s in frames of BATCH, spread over the subscribed symbols (the embedded simulator
-sends 4 trades/s per symbol: 5,000/s would take 1,250 symbols). The app reaches it as an
-Alpaca IEX feed (`--stream-url` / `--history-url`, APCA_* credentials from the
-environment, market-hours gating off), so the stream client, parser, aggregator and bar
-writer all run as they do in the app.
+separate process with its trade emitter replaced by one that sends RATE trades/s in
+frames of BATCH, spread over the subscribed symbols. The engine reaches it as an Alpaca
+IEX feed (`--stream-url` / `--history-url`, APCA_* credentials from the environment,
+market-hours gating off), so the stream client, parser, aggregator and bar writer all run
+as they do in the app. What is delivered is counted at the sender (trades sent during the
+cycles; the websocket's flow control holds the sender back when the engine falls behind,
+so sent ~ delivered, give or take what the socket buffers hold).
 
 Probe: a 10 ms precise QTimer on the GUI thread; a tick's lateness is the gap since the
 previous tick minus 10 ms (a stall of S ms shows as one tick ~S - 10 ms late). Phases:
@@ -24,9 +27,10 @@ previous tick minus 10 ms (a stall of S ms shows as one tick ~S - 10 ms late). P
   instances, so nothing subscribed and nothing streaming), idle;
 - with the 1,000 instances in the table (sorted by P&L, so it re-sorts on every price
   tick; --sort name for the default order) and the first one selected and charted: the
-  feed streaming, no cycle (for comparison); then CYCLES cycles (`engine.run_cycle`),
-  each followed by SETTLE_S in which the refreshes it triggers run. PASS/FAIL is that
-  phase's p99 and max, with the feed delivering >= 5,000 trades/s and no error logged.
+  feed streaming between two cycles (for comparison); then CYCLES of the engine's cycles,
+  each from its scheduled start until SETTLE_S after the window heard it was done (the
+  refreshes it triggers land there). PASS/FAIL is that phase's p99 and max, with the feed
+  delivering >= 5,000 trades/s and no error logged.
 "GUI busy" is the GUI thread's CPU time over the phase's wall time.
 """
 
@@ -41,6 +45,8 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,7 +80,8 @@ RATE = 5_200  # trades/s sent: a little more, so that what arrives is >= REQUIRE
 BATCH = 10  # trades per frame: 500 frames/s
 CYCLES = 10
 SETTLE_S = 1.0  # after each cycle: its refreshes (overview, activity, chart) land here
-PHASE_S = 5.0  # the floor, and streaming without cycles
+PHASE_S = 5.0  # the floor
+CYCLE_EVERY_S = 6  # the engine's `headless --every`: a cycle, then streaming alone
 PROBE_MS = 10
 WINDOW_SIZE = (1500, 940)  # the window's default size on a large screen
 P99_TARGET_MS = 20.0
@@ -134,13 +141,15 @@ class FloodingSimulator(Simulator):
 
 
 def serve_feed(pipe: Connection, rate: int, batch: int) -> None:
-    """The server process: serve until told to stop, then report how many trades it sent."""
+    """The server process: serve until told to stop; "count" asks how many it has sent."""
 
     async def main() -> None:
         simulator = FloodingSimulator(rate, batch)
         async with simulator.serve() as server:
             pipe.send(urls(server))
-            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
+            loop = asyncio.get_running_loop()
+            while (await loop.run_in_executor(None, pipe.recv)) == "count":
+                pipe.send(simulator.sent)
         pipe.send(simulator.sent)
 
     asyncio.run(main())
@@ -183,45 +192,62 @@ def seed(data_dir: Path, instances: int) -> None:
 Scenario = Callable[[Any], Coroutine[Any, Any, None]]
 
 
-class BenchContext(cli.Context):
-    """cli.Context whose engine() also starts the scenario on the app's running loop."""
-
-    def __init__(self, args: argparse.Namespace, scenario: Scenario) -> None:
-        super().__init__(args)
-        self._scenario = scenario
-        self.task: asyncio.Task | None = None
-
-    def engine(self):
-        engine = super().engine()
-        self.task = asyncio.get_running_loop().create_task(self._run(engine))
-        return engine
-
-    async def _run(self, engine) -> None:
-        try:
-            await self._scenario(engine)
-        finally:  # as the user does: close the window; the app shuts down and returns
-            for window in visible_main_windows():
-                window.close()
+def app_args(data_dir: Path, stream_url: str, history_url: str) -> list[str]:
+    return [
+        *("--data-dir", str(data_dir), "--algorithm-dir", str(REPO / "algorithm")),
+        *("--feed", "alpaca-iex", "--stream-url", stream_url, "--history-url", history_url),
+    ]
 
 
-def run_app(data_dir: Path, stream_url: str, history_url: str, scenario: Scenario) -> None:
+def run_app(args: list[str], scenario: Scenario) -> None:
+    """The app as `autotrader-desktop ARGS` runs it, with `scenario(window)` beside it."""
     from autotrader_desktop.ui import app
 
-    args = cli.build_parser().parse_args(
-        [
-            *("--data-dir", str(data_dir), "--algorithm-dir", str(REPO / "algorithm")),
-            *("--feed", "alpaca-iex", "--stream-url", stream_url, "--history-url", history_url),
-        ]
-    )
-    ctx = BenchContext(args, scenario)
+    ctx = cli.Context(cli.build_parser().parse_args(args))
+    real_main = app._main
+    outcome: list[asyncio.Task] = []
+
+    async def main_with_scenario(*main_args: Any, **kwargs: Any) -> int:
+        async def drive() -> None:
+            try:
+                await until(lambda: bool(visible_main_windows()), "the window")
+                await scenario(visible_main_windows()[0])
+            finally:  # as the user does: close the window; the app shuts down and returns
+                for window in visible_main_windows():
+                    window.close()
+
+        outcome.append(asyncio.ensure_future(drive()))
+        return await real_main(*main_args, **kwargs)
+
+    app._main = main_with_scenario
     try:
         status = app.run_gui(ctx)
     finally:
+        app._main = real_main
         database.close_database()
-    assert ctx.task is not None and ctx.task.done()
-    ctx.task.result()  # the scenario's own failure, if any
+    outcome[0].result()  # the scenario's own failure, if any
     if status != 0:
         raise RuntimeError(f"the app exited with status {status}")
+
+
+def start_engine(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """`headless --every CYCLE_EVERY_S` on the loaded data directory, before the window."""
+    from autotrader_desktop.engine_lock import running_engine
+
+    data_dir = Path(args[args.index("--data-dir") + 1])
+    every = str(CYCLE_EVERY_S)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autotrader_desktop", *args, "headless", "--every", every],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while not ((info := running_engine(data_dir)) and info.channel):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the engine did not start; see {log}")
+        time.sleep(0.05)
+    return process
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -242,10 +268,9 @@ def visible_main_windows() -> list:
     ]
 
 
-async def shown_window(engine):
-    """The app's MainWindow once it is shown and the engine has started, at WINDOW_SIZE."""
-    await until(lambda: bool(visible_main_windows()) and engine.scheduler is not None, "the window")
-    window = visible_main_windows()[0]
+async def attached(window, how: str):
+    """The window once its engine line says `how`, resized to WINDOW_SIZE."""
+    await until(lambda: how in window.engine_status.label.text(), f"the engine ({how})", 120)
     window.resize(*WINDOW_SIZE)
     return window
 
@@ -260,7 +285,8 @@ class Probe:
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # not Qt's 5 % coarse slack
         self._timer.setInterval(PROBE_MS)
-        self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        # Wall-clock time: the engine's cycle events carry their (wall-clock) start.
+        self._timer.timeout.connect(lambda: self.ticks.append(time.time()))
 
     def start(self) -> None:
         self.ticks.clear()
@@ -269,9 +295,11 @@ class Probe:
     def stop(self) -> None:
         self._timer.stop()
 
-    def lateness_ms(self) -> np.ndarray:
-        """How late each tick after the first ran."""
-        return np.maximum(0.0, np.diff(np.array(self.ticks)) * 1000 - PROBE_MS)
+    def lateness_ms(self, begin: float = 0.0, end: float = float("inf")) -> np.ndarray:
+        """How late each tick after the first ran (of the ticks between begin and end)."""
+        ticks = np.array(self.ticks)
+        ticks = ticks[(ticks >= begin) & (ticks <= end)]
+        return np.maximum(0.0, np.diff(ticks) * 1000 - PROBE_MS)
 
 
 class Phase:
@@ -304,37 +332,35 @@ class Phase:
 class Results:
     def __init__(self, cycles: int) -> None:
         self.floor = Phase("floor: empty window, idle")
-        self.streaming = Phase("feed streaming, no cycle")
+        self.streaming = Phase("feed streaming, between cycles")
         self.cycles = Phase(f"{cycles} cycles, each + {SETTLE_S:g} s after")
-        self.per_cycle: list[tuple[float, float]] = []  # engine's duration, run_cycle's wall
+        self.per_cycle: list[tuple[float, float]] = []  # engine's duration, start -> heard
         self.outcomes: dict[str, int] = {}
         self.delivered_per_s = 0.0
-        self.scheduled_cycles = 0
         self.gc_objects = 0
         self.gc_full_ms = 0.0
 
 
 def floor_scenario(results: Results) -> Scenario:
-    async def scenario(engine) -> None:
-        await shown_window(engine)
+    async def scenario(window) -> None:
+        await attached(window, "started by this window")
         await asyncio.sleep(1.0)  # the first refreshes and market-hours read settle
         await results.floor.measure(asyncio.sleep(PHASE_S))
 
     return scenario
 
 
-def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Scenario:
-    async def scenario(engine) -> None:
+def loaded_scenario(results: Results, cycles: int, sort: str, feed: Connection) -> Scenario:
+    async def scenario(window) -> None:
         from PySide6.QtCore import Qt
 
         from autotrader_desktop.enums import FeedState
         from autotrader_desktop.ui.instance_table import Column
 
-        window = await shown_window(engine)
-        frames = itertools.count()
-        engine.market_data.events.data_arrived.connect(lambda: next(frames))  # once per frame
-        engine_cycles: list[float] = []
-        engine.events.cycle_finished.connect(lambda report: engine_cycles.append(report.duration_s))
+        await attached(window, "attached to the engine")
+        engine = window.engine  # the client of the engine process
+        heard: list[tuple[Any, float]] = []  # (CycleReport, when the window heard it)
+        engine.events.cycle_finished.connect(lambda report: heard.append((report, time.time())))
         await until(lambda: window.table.model.rowCount() == INSTANCES, "the table")
         await until(lambda: window.table.selected() is not None, "a selection")
         selected = window.table.selected().symbol
@@ -342,23 +368,36 @@ def loaded_scenario(results: Results, cycles: int, batch: int, sort: str) -> Sce
         await until(lambda: engine.market_data.status.state == FeedState.CONNECTED, "the feed")
         if sort == "pnl":  # then the table re-sorts its 1,000 rows on every price tick
             window.table.view.sortByColumn(Column.PNL, Qt.SortOrder.DescendingOrder)
-        await asyncio.sleep(1.0)
-        await results.streaming.measure(asyncio.sleep(PHASE_S))
+        # Between two cycles: from SETTLE_S after one is heard, for what is left of the gap.
+        seen = len(heard)
+        await until(lambda: len(heard) > seen, "a cycle", 4 * CYCLE_EVERY_S)
+        await asyncio.sleep(SETTLE_S)
+        await results.streaming.measure(asyncio.sleep(CYCLE_EVERY_S - 3 * SETTLE_S))
 
-        async def run_cycles() -> None:
-            for _ in range(cycles):
-                begin = time.perf_counter()
-                report = await engine.run_cycle()
-                results.per_cycle.append((report.duration_s, time.perf_counter() - begin))
-                for outcome, count in report.outcomes.items():
-                    results.outcomes[str(outcome)] = results.outcomes.get(outcome, 0) + count
-                await asyncio.sleep(SETTLE_S)
-
-        first_frame, started = next(frames), time.perf_counter()
-        await results.cycles.measure(run_cycles())
-        delivered = (next(frames) - first_frame - 1) * batch
-        results.delivered_per_s = delivered / (time.perf_counter() - started)
-        results.scheduled_cycles = len(engine_cycles) - cycles
+        probe = Probe()
+        first = len(heard)
+        await until(lambda: len(heard) > first, "a cycle", 4 * CYCLE_EVERY_S)
+        start = len(heard)
+        feed.send("count")
+        sent_before, counted_from = feed.recv(), time.time()
+        probe.start()
+        wall, cpu = time.perf_counter(), time.thread_time()
+        await until(
+            lambda: len(heard) >= start + cycles, "the cycles", (cycles + 2) * CYCLE_EVERY_S * 2
+        )
+        await asyncio.sleep(SETTLE_S)
+        results.cycles.gui_cpu = (time.thread_time() - cpu) / (time.perf_counter() - wall)
+        probe.stop()
+        feed.send("count")
+        results.delivered_per_s = (feed.recv() - sent_before) / (time.time() - counted_from)
+        late = []
+        for report, when in heard[start : start + cycles]:
+            begin = report.scheduled_at.timestamp()
+            late.append(probe.lateness_ms(begin, when + SETTLE_S))
+            results.per_cycle.append((report.duration_s, when - begin))
+            for outcome, count in report.outcomes.items():
+                results.outcomes[str(outcome)] = results.outcomes.get(str(outcome), 0) + count
+        results.cycles.late = np.concatenate(late)
         # pyqtgraph's GarbageCollector (app.run_gui) collects on the GUI thread once a
         # second; about every 2 minutes that is a full collection. Time one here.
         results.gc_objects = len(gc.get_objects())
@@ -406,13 +445,23 @@ def main() -> int:
     server = spawn.Process(target=serve_feed, args=(child, options.rate, options.batch))
     server.start()
     results = Results(options.cycles)
+    engine = None
     try:
         stream_url, history_url = parent.recv()
         seed(workdir / "loaded", INSTANCES)
-        run_app(workdir / "floor", stream_url, history_url, floor_scenario(results))
-        loaded = loaded_scenario(results, options.cycles, options.batch, options.sort)
-        run_app(workdir / "loaded", stream_url, history_url, loaded)
+        run_app(app_args(workdir / "floor", stream_url, history_url), floor_scenario(results))
+        loaded = app_args(workdir / "loaded", stream_url, history_url)
+        engine = start_engine(loaded, workdir / "engine.log")
+        run_app(loaded, loaded_scenario(results, options.cycles, options.sort, parent))
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(timeout=60)
+        errors.messages += [
+            line for line in (workdir / "engine.log").read_text().splitlines() if " ERROR " in line
+        ]
     finally:
+        if engine is not None and engine.poll() is None:
+            engine.kill()
+            engine.wait()
         parent.send("stop")
         sent = parent.recv() if parent.poll(30) else 0
         server.join(timeout=30)
@@ -426,8 +475,8 @@ def main() -> int:
     )
     print(
         f"feed: {options.rate:,} trades/s in frames of {options.batch} from the simulator's "
-        f"protocol server in another process ({sent:,} sent); delivered to the app during "
-        f"the cycles: {results.delivered_per_s:,.0f} trades/s"
+        f"protocol server in another process ({sent:,} sent); sent to the engine process "
+        f"during the cycles: {results.delivered_per_s:,.0f} trades/s"
     )
     print(
         f"probe: a {PROBE_MS} ms timer on the GUI thread; lateness (ms) = gap between ticks "
@@ -439,8 +488,8 @@ def main() -> int:
     durations = ", ".join(f"{engine * 1000:.0f}" for engine, _ in results.per_cycle)
     walls = ", ".join(f"{wall * 1000:.0f}" for _, wall in results.per_cycle)
     print(f"cycle durations (engine), ms: {durations}")
-    print(f"run_cycle until the loop heard, ms: {walls}")
-    print(f"outcomes: {results.outcomes}; scheduled cycles meanwhile: {results.scheduled_cycles}")
+    print(f"cycle start until the window heard it was done, ms: {walls}")
+    print(f"outcomes: {results.outcomes}")
     print(
         f"not in the figures: a full garbage collection on the GUI thread took "
         f"{results.gc_full_ms:.0f} ms ({results.gc_objects:,} objects); pyqtgraph's collector "

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from autotrader_desktop import accounting, instances
 from autotrader_desktop.discovery import AlgorithmFile, AlgorithmFolderError
-from autotrader_desktop.engine import Engine
+from autotrader_desktop.engine_channel import WindowEngine
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.background import Background
@@ -40,7 +40,7 @@ ALGORITHM_ROLE = Qt.ItemDataRole.UserRole
 class AddDialog(QDialog):
     created = Signal(object)  # the new Instance
 
-    def __init__(self, engine: Engine, background: Background, parent: QWidget | None = None):
+    def __init__(self, engine: WindowEngine, background: Background, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Add Algorithm")
         self.setMinimumWidth(520)

@@ -1,11 +1,11 @@
-"""The desktop app: a Qt application on a qasync event loop, the engine, the window.
+"""The desktop app: a Qt application on a qasync event loop, and the window.
 
-One event loop runs everything of the GUI process: Qt's events and asyncio's (the
-scheduler, the feed client). The main coroutine shows the window, starts the engine and
-waits until the user quits: closing the window, Ctrl+Q, Ctrl+C in the terminal, or
-anything that makes the application quit (`aboutToQuit`). Then, with the loop still
-running, it stops the window's updates, the scheduler and the feed, in that order, and
-returns; the loop ends after it, and the CLI closes the database.
+The window is a client: the engine runs in a process of its own (engine_process). The
+main coroutine shows the window, attaches to the data directory's engine or starts one,
+and waits until the user quits: closing the window, Ctrl+Q, Ctrl+C in the terminal, or
+anything that makes the application quit (`aboutToQuit`). Then it stops the window's
+updates and, if this window started the engine and the user does not keep it trading in
+the background, stops the engine; the loop ends after it, and the CLI closes the database.
 
 Unexpected exceptions (in Qt slots, threads, or unawaited tasks) are shown in a dialog
 with the traceback to copy; the app keeps running.
@@ -33,6 +33,8 @@ from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from autotrader_desktop.engine_process import EngineLink
+from autotrader_desktop.errors import UserError
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.errors import ErrorReporter
 from autotrader_desktop.ui.main_window import TITLE, MainWindow, default_store
@@ -129,8 +131,8 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
             log.info("live trading not confirmed: quitting")
             return 1
         ctx.confirm_live = True
-    engine = ctx.engine()
-    window = MainWindow(engine, default_store())
+    link = EngineLink(ctx.data_dir, ctx.engine_options(), ctx.settings, ctx.algorithm_dir)
+    window = MainWindow(link.client, default_store(), link=link)
     quit_requested = asyncio.Event()
     window.close_requested.connect(quit_requested.set)
     app.aboutToQuit.connect(quit_requested.set)
@@ -141,23 +143,26 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
 
     window.show()
     window.start()
-    started = False
+    window.engine_status.set_starting()
+    attached = False
     try:
         try:
-            await engine.start()
+            info = await asyncio.to_thread(link.attach_or_start)
+        except UserError as exc:
+            # The window still shows the instances and history, and offers to start one.
+            window.engine_failed(exc)
         except Exception:
-            # The window still shows the instances and history; the error says what broke.
             reporter.excepthook(*sys.exc_info())
+            window.engine_failed(UserError("it could not be started"))
         else:
-            started = True
-            window.status.showMessage("Engine started", 5000)
-            window.refresh()
+            attached = True
+            window.engine_attached(info)
         # Everything imported and built so far lives as long as the app: keep it out of
         # the collector's generations, or each full collection on the GUI thread walks it
         # (70-120 ms stalls measured; 1-2 ms frozen; bench_gui_responsiveness.py).
         gc.freeze()
         if smoke:
-            state = "engine started" if started else "engine FAILED to start"
+            state = f"engine started ({link.describe()})" if attached else "engine FAILED to start"
             print(f"smoke: window shown ({window.isVisible()}), {state}", flush=True)
             quit_requested.set()
         await quit_requested.wait()
@@ -165,6 +170,21 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
         wake.stop()
         signal.signal(signal.SIGINT, previous_sigint)
         window.shutdown()
-        await engine.stop()
+        await asyncio.to_thread(_leave_engine, link)
+    return 0 if attached or not smoke else 1
+
+
+def _leave_engine(link: EngineLink) -> None:
+    """Stop the engine this window started, unless the user keeps it trading; an engine
+    the window attached to goes on."""
+    if link.started_here and not link.client.settings.keep_trading_in_background:
+        link.stop()
         log.info("engine stopped, window closed")
-    return 0 if started or not smoke else 1
+        return
+    if link.client.connected and link.info is not None:
+        pid = link.info.pid
+        if link.started_here:
+            log.info("window closed; the engine (process %d) keeps trading in the background", pid)
+        else:
+            log.info("window closed; the engine (process %d) goes on", pid)
+    link.detach()

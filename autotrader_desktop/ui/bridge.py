@@ -1,4 +1,5 @@
-"""The one bridge from core events (emitted on the cycle thread) to queued Qt signals."""
+"""The one bridge from core events (emitted on the cycle thread, or the engine channel's
+reader thread) to queued Qt signals."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import contextlib
 
 from PySide6.QtCore import QObject, Signal
 
-from autotrader_desktop.engine import Engine
+from autotrader_desktop.engine_channel import ClientEvents, WindowEngine
+from autotrader_desktop.engine_lock import EngineInfo
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.orchestrator import CycleReport
 
@@ -20,17 +22,23 @@ class EngineBridge(QObject):
 
     cycle_finished = Signal(object)  # CycleReport
     runs_recorded = Signal(object)  # list[RecordedRun], one batch
+    engine_lost = Signal(object)  # EngineInfo of the engine process that ended
 
-    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+    def __init__(self, engine: WindowEngine, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._events = engine.events
         self._events.cycle_finished.connect(self._on_cycle)
         self._events.runs_recorded.connect(self._on_recorded)
+        # An engine in the window's own process (the window's tests) is never lost under it.
+        if isinstance(self._events, ClientEvents):
+            self._events.engine_lost.connect(self._on_lost)
 
     def detach(self) -> None:
         """Stop listening (the window is closing; a cycle may still be finishing)."""
         self._events.cycle_finished.disconnect(self._on_cycle, missing_ok=True)
         self._events.runs_recorded.disconnect(self._on_recorded, missing_ok=True)
+        if isinstance(self._events, ClientEvents):
+            self._events.engine_lost.disconnect(self._on_lost, missing_ok=True)
 
     # Called on the cycle thread. RuntimeError: the Qt object is already gone (quitting).
     def _on_cycle(self, report: CycleReport) -> None:
@@ -40,3 +48,7 @@ class EngineBridge(QObject):
     def _on_recorded(self, recorded: list[RecordedRun]) -> None:
         with contextlib.suppress(RuntimeError):
             self.runs_recorded.emit(recorded)
+
+    def _on_lost(self, info: EngineInfo) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.engine_lost.emit(info)

@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
 
 from autotrader_desktop import paths, queries
 from autotrader_desktop.discovery import AlgorithmFolderError
-from autotrader_desktop.engine import Engine
+from autotrader_desktop.engine_channel import WindowEngine
+from autotrader_desktop.engine_lock import EngineInfo
+from autotrader_desktop.engine_process import EngineLink
 from autotrader_desktop.enums import Broker, InstanceStatus, Outcome
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.journal import RecordedRun
@@ -39,6 +41,7 @@ from autotrader_desktop.ui.add_dialog import AddDialog
 from autotrader_desktop.ui.background import Background, Refresh
 from autotrader_desktop.ui.bridge import EngineBridge
 from autotrader_desktop.ui.chart import ChartWidget
+from autotrader_desktop.ui.engine_status import EngineStatus
 from autotrader_desktop.ui.instance_table import InstanceTable
 from autotrader_desktop.ui.live_data import LiveData
 from autotrader_desktop.ui.notifications import Notifier
@@ -75,15 +78,20 @@ def _stored_bytes(store: QSettings, key: str) -> bytes:
 
 class MainWindow(QMainWindow):
     close_requested = Signal()  # the user wants to quit; the app shuts down, then closes
+    engine_changed = Signal()  # attached to an engine, or it stopped
 
     def __init__(
         self,
-        engine: Engine,
+        engine: WindowEngine,
         store: QSettings | None = None,
         parent: QWidget | None = None,
+        link: EngineLink | None = None,
     ) -> None:
+        """`engine`: the engine's client (`link.client`) in the app; `link`: how the window
+        found or started that engine (None: an engine of the caller's, e.g. in tests)."""
         super().__init__(parent)
         self.engine = engine
+        self.link = link
         self.store = store or QSettings()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(theme.app_icon())
@@ -100,6 +108,11 @@ class MainWindow(QMainWindow):
         self.activity_tabs = ActivityTabs()
         self.status = StatusBar()
         self.setStatusBar(self.status)
+        self.engine_status = EngineStatus()
+        if link is not None:
+            self.status.addPermanentWidget(self.engine_status)
+            self.engine_status.start_requested.connect(self.start_engine)
+            self.engine_status.keep_trading_changed.connect(self._keep_trading_changed)
         self.lower_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.lower_splitter.addWidget(self.chart)
         self.lower_splitter.addWidget(self.activity_tabs)
@@ -126,6 +139,7 @@ class MainWindow(QMainWindow):
         queued = Qt.ConnectionType.QueuedConnection
         self.bridge.cycle_finished.connect(self._cycle_finished, queued)
         self.bridge.runs_recorded.connect(self._runs_recorded, queued)
+        self.bridge.engine_lost.connect(self._engine_lost, queued)
         self.live.prices_changed.connect(self.table.model.update_prices)
         self.live.live_bar_changed.connect(self._live_bar)
         self.live.bar_closed.connect(self._bar_closed)
@@ -390,7 +404,16 @@ class MainWindow(QMainWindow):
     def _settings_saved(self, result: SavedSettings) -> None:
         self._refresh_market()  # gating may have changed
         message = "Settings saved." if result.changed else "No setting changed."
-        if result.needs_restart:
+        link = self.link
+        outlives_window = link is not None and (
+            not link.started_here or self.engine.settings.keep_trading_in_background
+        )
+        if result.needs_restart and outlives_window and link and link.info:
+            message += (
+                f" Stop the engine (process {link.info.pid}) and start it again to use the "
+                "new feed or folder: it goes on when this window closes."
+            )
+        elif result.needs_restart:
             message += " Restart AutoTrader Desktop to use the new feed or folder."
         self.status.showMessage(message, MESSAGE_MS)
         self.refresh()
@@ -436,8 +459,60 @@ class MainWindow(QMainWindow):
                 raise exc
             QMessageBox.warning(self, TITLE, f"Nothing was imported: {exc}")
 
+        self.background.submit(self.engine.import_apac, directory, on_done=done, on_error=failed)
+
+    # --- the engine process -------------------------------------------------------------
+
+    def start_engine(self) -> None:
+        """Attach to the data directory's engine, starting one if none runs (off the GUI
+        thread: starting takes seconds)."""
+        if self.link is None:
+            return
+        self.engine_status.set_starting()
         self.background.submit(
-            self.engine.service.import_apac, directory, on_done=done, on_error=failed
+            self.link.attach_or_start, on_done=self.engine_attached, on_error=self.engine_failed
+        )
+
+    def engine_attached(self, info: EngineInfo | None = None) -> None:
+        if self.link is not None:
+            self.engine_status.set_engine(self.link.describe(), True)
+            self.engine_status.set_keep_trading(self.engine.settings.keep_trading_in_background)
+            self.status.showMessage(self.link.describe().capitalize(), MESSAGE_MS)
+        self.engine_changed.emit()
+        self.refresh()
+        self._tick()
+
+    def engine_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, UserError):
+            raise exc
+        self.engine_status.set_engine("engine: not running", False)
+        self.status.showMessage(f"No engine: {exc}", MESSAGE_MS)
+        self.engine_changed.emit()
+
+    @Slot(object)
+    def _engine_lost(self, info: EngineInfo) -> None:
+        """The engine process ended: say so; what is shown stays, the database is still read."""
+        assert self.link is not None
+        self.engine_status.set_engine(self.link.describe(), False)
+        self.status.showMessage(
+            f"The engine (process {info.pid}) has stopped: no cycles run and no prices arrive. "
+            "Start engine starts it again.",
+            MESSAGE_MS,
+        )
+        self.engine_changed.emit()
+        self._tick()
+
+    def _keep_trading_changed(self, keep: bool) -> None:
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, UserError):
+                raise exc
+            self.engine_status.set_keep_trading(not keep)
+            QMessageBox.warning(self, TITLE, f"The setting was not saved: {exc}")
+
+        self.background.submit(
+            self.engine.save_settings,
+            {"keep_trading_in_background": keep},
+            on_error=failed,
         )
 
     # --- refreshing ---------------------------------------------------------------------

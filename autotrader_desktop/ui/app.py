@@ -126,6 +126,7 @@ async def confirm_live(ctx: Context) -> bool:
 
 async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke: bool) -> int:
     asyncio.get_running_loop().set_exception_handler(reporter.loop_exception_handler)
+    ctx.require_algorithm_dir()  # an engine without its folder would fail every instance
     if ctx.settings.live and not ctx.confirm_live:
         if not await confirm_live(ctx):
             log.info("live trading not confirmed: quitting")

@@ -480,7 +480,8 @@ def main() -> int:
     )
     print(
         f"probe: a {PROBE_MS} ms timer on the GUI thread; lateness (ms) = gap between ticks "
-        f"- {PROBE_MS} ms"
+        f"- {PROBE_MS} ms; machine load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work delays the window too)"
     )
     print(f"{'':36}{'ticks':>6}  {'p50':>6}  {'p99':>6}  {'max':>6}  {'GUI busy':>8}")
     for phase in (results.floor, results.streaming, results.cycles):

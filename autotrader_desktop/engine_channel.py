@@ -253,7 +253,7 @@ class ChannelServer:
         """What changed in the live market data since the last event."""
         market = self._engine.market_data
         symbols = sorted(market.symbols)
-        now = {
+        now: dict[str, dict[str, Any]] = {
             "prices": {s: market.latest_price(s) for s in symbols},  # on the loop: no network
             "bars": {},
             "data_times": {},
@@ -465,7 +465,7 @@ class EngineClient:
     def _dispatch(self, message: dict[str, Any]) -> None:
         event = message.get("event")
         if event is None:
-            future = self._pending.get(message.get("id"))
+            future = self._pending.get(message.get("id", -1))
             if future is None or future.done():
                 return
             if "error" not in message:

@@ -9,10 +9,10 @@ offscreen): from starting the process until it prints its "shown" line on stdout
   and numpy (the modules the app uses of them) and showing a QMainWindow whose central
   widget is a pyqtgraph PlotWidget; it prints once the event loop runs with it shown;
 - the app: `python -m autotrader_desktop` with AUTOTRADER_SMOKE=1, which prints
-  "smoke: window shown (True), engine started" once the window is shown and the engine
-  (scheduler, embedded simulator, feed client) has started. Its data directory is a
-  temporary one, created by the untimed first run, so the timed runs are ordinary starts
-  with no instances.
+  "smoke: window shown (True)" once the window is shown and the event loop has run with
+  it (the engine, a process of its own, is started after that and is not timed here).
+  Its data directory is a temporary one, created by the untimed first run, so the timed
+  runs are ordinary starts with no instances.
 One untimed run of each warms the file cache; then REPEATS runs of each, alternating;
 medians are compared.
 """

@@ -123,3 +123,8 @@ def test_the_window_hears_at_once_when_the_engine_dies(engine_process, client):
     assert not client.connected
     with pytest.raises(EngineUnavailable, match="no engine is running"):
         client.restart()
+
+
+def test_an_import_is_done_by_the_engine(client, tmp_path):
+    with pytest.raises(UserError, match="nothing here"):
+        client.import_apac(tmp_path / "nothing here")

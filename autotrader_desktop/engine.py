@@ -105,6 +105,11 @@ class Engine:
         return self.orchestrator.events
 
     @property
+    def symbols(self) -> list[str]:
+        """The running instances' symbols: those the feed is subscribed to."""
+        return sorted(self._subscribed)
+
+    @property
     def cache(self) -> ModuleCache:
         return self.orchestrator.cache
 

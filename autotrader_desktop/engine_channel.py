@@ -10,7 +10,7 @@ window finds it. Messages are JSON objects, one per line, both ways:
   "user_error": true}` (a user error: the message says what to do)
 - engine -> every window, events, unasked:
   - `{"event": "market", "prices": {sym: price}, "bars": {sym: [t, o, h, l, c, v]},
-    "data_times": {sym: epoch s}, "feed": {"state": ..., "text": ...},
+    "data_times": {sym: epoch s}, "feed": {"state": ..., "detail": ..., "retry_at": ...},
     "next_cycle_at": iso | null}` four times a second (prices, bars and data times: only
     those that changed since the last one);
   - `{"event": "cycle", "scheduled_at": iso, "outcomes": {...}, "duration_s": s}` when a
@@ -52,6 +52,8 @@ from autotrader_desktop.discovery import AlgorithmFile
 from autotrader_desktop.engine_lock import EngineInfo, EngineLock
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.events import event
+from autotrader_desktop.feed.client import CONNECTING, STOPPED, FeedStatus
+from autotrader_desktop.feed.market_data import LiveMarket
 from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.journal import RecordedRun
 from autotrader_desktop.legacy.apac_import import ImportReport
@@ -252,7 +254,7 @@ class ChannelServer:
     def market_event(self) -> dict[str, Any]:
         """What changed in the live market data since the last event."""
         market = self._engine.market_data
-        symbols = sorted(market.symbols)
+        symbols = self._engine.symbols
         now: dict[str, dict[str, Any]] = {
             "prices": {s: market.latest_price(s) for s in symbols},  # on the loop: no network
             "bars": {},
@@ -270,10 +272,12 @@ class ChannelServer:
             sent = self._sent[key]
             event[key] = {s: v for s, v in values.items() if v is not None and sent.get(s) != v}
             sent.update(event[key])
-        status = getattr(market, "status", None)
-        event["feed"] = (
-            {"state": status.state, "text": status.text()} if status is not None else None
-        )
+        status = market.status
+        event["feed"] = {
+            "state": status.state,
+            "detail": status.detail,
+            "retry_at": status.retry_at,
+        }
         next_cycle = self._engine.next_cycle_at()
         event["next_cycle_at"] = next_cycle.isoformat() if next_cycle else None
         return event
@@ -302,7 +306,7 @@ class WindowEngine(Protocol):
     clock: Clock
 
     @property
-    def market_data(self) -> Any: ...
+    def market_data(self) -> LiveMarket: ...
 
     @property
     def events(self) -> CycleEvents: ...
@@ -332,25 +336,14 @@ class WindowEngine(Protocol):
     def next_cycle_at(self) -> datetime | None: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class RemoteFeedStatus:
-    """The engine's feed status as it last said (the window shows `text()`)."""
-
-    state: str
-    detail: str
-
-    def text(self, now: float | None = None) -> str:
-        return self.detail
-
-
-class RemoteMarket:
+class RemoteMarket(LiveMarket):
     """The live market data a window shows, as the engine last pushed it."""
 
     def __init__(self) -> None:
         self.prices: dict[str, float] = {}
         self.bars: dict[str, MinuteBar] = {}
         self.data_times: dict[str, float] = {}
-        self.status: RemoteFeedStatus | None = None
+        self.status = FeedStatus(CONNECTING, "waiting for the engine")
         self._clock = SystemClock()
 
     def update(self, event: dict[str, Any]) -> None:
@@ -359,7 +352,9 @@ class RemoteMarket:
             self.bars[symbol] = MinuteBar(symbol, *bar)
         self.data_times.update(event.get("data_times") or {})
         feed = event.get("feed")
-        self.status = RemoteFeedStatus(feed["state"], feed["text"]) if feed else None
+        if feed:
+            # retry_at is time.monotonic(): one clock for every process of the machine.
+            self.status = FeedStatus(feed["state"], feed["detail"], feed["retry_at"])
 
     def latest_price(self, symbol: str) -> float | None:
         return self.prices.get(symbol)
@@ -459,7 +454,7 @@ class EngineClient:
         if self._socket is sock:  # not closed by us: the engine is gone
             self._socket = None
             sock.close()
-            self.market_data.status = RemoteFeedStatus("stopped", "no engine running")
+            self.market_data.status = FeedStatus(STOPPED, "no engine running")
             self.events.engine_lost.emit(info)
 
     def _dispatch(self, message: dict[str, Any]) -> None:

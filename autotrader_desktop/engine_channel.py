@@ -50,9 +50,10 @@ from autotrader_desktop import queries, settings
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.discovery import AlgorithmFile
 from autotrader_desktop.engine_lock import EngineInfo, EngineLock
+from autotrader_desktop.enums import FeedState
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.events import event
-from autotrader_desktop.feed.client import CONNECTING, STOPPED, FeedStatus
+from autotrader_desktop.feed.client import FeedStatus
 from autotrader_desktop.feed.market_data import LiveMarket
 from autotrader_desktop.feed.protocol import MinuteBar
 from autotrader_desktop.journal import RecordedRun
@@ -343,7 +344,7 @@ class RemoteMarket(LiveMarket):
         self.prices: dict[str, float] = {}
         self.bars: dict[str, MinuteBar] = {}
         self.data_times: dict[str, float] = {}
-        self.status = FeedStatus(CONNECTING, "waiting for the engine")
+        self.status = FeedStatus(FeedState.CONNECTING, "waiting for the engine")
         self._clock = SystemClock()
 
     def update(self, event: dict[str, Any]) -> None:
@@ -354,7 +355,7 @@ class RemoteMarket(LiveMarket):
         feed = event.get("feed")
         if feed:
             # retry_at is time.monotonic(): one clock for every process of the machine.
-            self.status = FeedStatus(feed["state"], feed["detail"], feed["retry_at"])
+            self.status = FeedStatus(FeedState(feed["state"]), feed["detail"], feed["retry_at"])
 
     def latest_price(self, symbol: str) -> float | None:
         return self.prices.get(symbol)
@@ -454,7 +455,7 @@ class EngineClient:
         if self._socket is sock:  # not closed by us: the engine is gone
             self._socket = None
             sock.close()
-            self.market_data.status = FeedStatus(STOPPED, "no engine running")
+            self.market_data.status = FeedStatus(FeedState.STOPPED, "no engine running")
             self.events.engine_lost.emit(info)
 
     def _dispatch(self, message: dict[str, Any]) -> None:

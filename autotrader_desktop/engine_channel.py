@@ -20,7 +20,8 @@ window finds it. Messages are JSON objects, one per line, both ways:
 
 The requests are the engine's actions (the service's changes of state, through the
 engine): `hello`, `scan`, `create_instance`, `stop_instance`, `delete_instance`, `restart`,
-`save_settings`, `drift`, `import_apac`, `halt_trading`, `resume_trading`. The state itself is read from the database by the window.
+`save_settings`, `drift`, `import_apac`, `halt_trading`, `resume_trading`. The state
+itself is read from the database by the window.
 
 `ChannelServer` runs on the engine's event loop; `EngineClient` is the window's end: a
 plain socket with a reader thread, so nothing of it runs on the GUI thread except the

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -42,7 +43,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,6 +80,7 @@ CHANGES = {
     *("restart", "save_settings", "import_apac", "halt_trading", "resume_trading"),
 }
 REQUEST_TIMEOUT_S = 300.0  # a scan of a large folder, a stop that fetches a price
+CHANNEL_WORKERS = 4  # windows' requests answered at once
 
 
 class EngineUnavailable(UserError):
@@ -106,6 +108,7 @@ class ChannelServer:
         self._engine = engine
         self._lock = lock
         self._server: asyncio.Server | None = None
+        self._executor = ThreadPoolExecutor(CHANNEL_WORKERS, thread_name_prefix="engine-channel")
         self._writers: set[asyncio.StreamWriter] = set()
         self._publisher: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -166,6 +169,7 @@ class ChannelServer:
             for writer in list(self._writers):
                 writer.close()
             await self._server.wait_closed()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
@@ -203,7 +207,10 @@ class ChannelServer:
             op, args = request["op"], request.get("args", {})
             if op in CHANGES:
                 log.info("engine channel: a window asks to %s %s", op, args or "")
-            result = await asyncio.to_thread(self._ops[op], **args)
+            # Not the loop's default executor: history fetches queue there, and a window's
+            # action (or its hello, with a 10 s patience) must not wait behind them.
+            call = functools.partial(self._ops[op], **args)
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
             reply: dict[str, Any] = {"id": request_id, "result": result}
         except UserError as exc:
             reply = {"id": request_id, "error": str(exc), "user_error": True}

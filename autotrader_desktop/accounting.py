@@ -22,6 +22,7 @@ from typing import Protocol
 from autotrader_desktop.broker import Fill
 from autotrader_desktop.database import Setting, UtcDateTimeField, db
 from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.errors import UserError
 
 ARCHIVED_PNL_KEY = "archived_realized_pnl"
 
@@ -133,6 +134,21 @@ def available_cash(starting_balance: float, broker_cash: float | None = None) ->
         ).fetchone()
         return broker_cash - held
     return account(starting_balance).available_cash
+
+
+def check_starting_balance(starting_balance: float) -> None:
+    """Refuse a starting balance that would leave less than nothing available: the capital
+    of running and failed instances is committed (call in the transaction that saves it)."""
+    now = account(starting_balance)
+    realized, committed = now.realized_pnl, now.committed_capital
+    floor = committed - realized
+    if starting_balance < floor - 0.005:
+        less = f", less {realized:,.2f} realized P&L" if realized > 0.005 else ""
+        more = f", plus {-realized:,.2f} realized loss" if realized < -0.005 else ""
+        raise UserError(
+            f"the starting balance cannot be below {floor:,.2f}: {committed:,.2f} is committed "
+            f"to running and failed instances{less}{more}"
+        )
 
 
 _ts = UtcDateTimeField().db_value

@@ -274,17 +274,20 @@ class Context:
                 f"cannot use {self.data_dir} as the data directory ({exc.strerror or exc}); "
                 "choose another with --data-dir or AUTOTRADER_DATA_DIR"
             ) from None
-        self.settings = settings.load(
-            {
-                "feed": args.feed,
-                "stream_url": args.stream_url,
-                "history_url": args.history_url,
-                "algorithm_dir": args.algorithm_dir,
-                "broker": args.broker,
-                "trading_url": args.trading_url,
-                "trading_stream_url": args.trading_stream_url,
-            }
-        )
+        options = {
+            "feed": args.feed,
+            "stream_url": args.stream_url,
+            "history_url": args.history_url,
+            "algorithm_dir": args.algorithm_dir,
+            "broker": args.broker,
+            "trading_url": args.trading_url,
+            "trading_stream_url": args.trading_stream_url,
+        }
+        self.settings = settings.load(options)
+        # The settings fixed by a command-line option, and the option (e.g. --feed).
+        self.options = {
+            name: f"--{name.replace('_', '-')}" for name, value in options.items() if value
+        }
         self.confirm_live = bool(args.confirm_live)
         self.algorithm_dir = paths.algorithm_dir(self.settings.algorithm_dir)
         sources.use(sources.for_feed(self.settings.feed, self.settings.simulator_seed))

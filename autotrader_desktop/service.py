@@ -127,10 +127,13 @@ class Service:
     # --- settings ---------------------------------------------------------------------
 
     def save_settings(self, changes: dict[str, Any]) -> Settings:
-        """Store changed settings (all or none) and take the trading
+        """Store changed settings (all or none; the starting balance never below the
+        capital committed to instances) and take the trading
         ones now: costs, run time limit, starting balance, gating. Returns the settings
         stored now, as `settings.load()` resolves them."""
         with write_transaction():  # one bad value: none is saved
+            if "starting_balance" in changes:
+                accounting.check_starting_balance(changes["starting_balance"])
             for name, value in changes.items():
                 settings.save(name, value)
         stored = settings.load()

@@ -122,8 +122,9 @@ class SettingError(UserError):
     """A setting value that cannot be used; the message names the setting and what is valid."""
 
 
-def _convert(name: str, raw: Any) -> Any:
-    """Validate and convert a raw value (from a string or JSON) for setting `name`."""
+def parse(name: str, raw: Any) -> Any:
+    """Validate and convert a raw value (from a string or JSON) for setting `name`; the
+    message of a SettingError starts with the setting's name."""
     if name == "feed":
         try:
             return Feed(raw)
@@ -186,14 +187,14 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
     for field in fields(Settings):
         name = field.name
         if overrides and overrides.get(name) is not None:
-            values[name] = _convert(name, overrides[name])
+            values[name] = parse(name, overrides[name])
         elif os.environ.get(ENV_VARS[name]):
             try:
-                values[name] = _convert(name, os.environ[ENV_VARS[name]])
+                values[name] = parse(name, os.environ[ENV_VARS[name]])
             except SettingError as exc:
                 raise SettingError(f"{ENV_VARS[name]}: {exc}") from None
         elif name in stored:
-            values[name] = _convert(name, stored[name])
+            values[name] = parse(name, stored[name])
     return Settings(**values)
 
 
@@ -205,7 +206,7 @@ def from_json(values: dict[str, Any]) -> Settings:
 def save(name: str, value: Any) -> None:
     if name not in ENV_VARS:
         raise SettingError(f"unknown setting {name!r}")
-    value = _convert(name, value)
+    value = parse(name, value)
     if name in ("feed", "simulator_seed"):
         # A data directory with instances keeps the prices they were traded at.
         stored = load()

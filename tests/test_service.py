@@ -13,6 +13,7 @@ import pytest
 
 from autotrader_desktop import accounting, queries, settings
 from autotrader_desktop.database import Instance
+from autotrader_desktop.errors import UserError
 from autotrader_desktop.settings import SettingError
 from tests.helpers import REPO, add_instance, cycle, returning, write_algorithm
 
@@ -88,3 +89,15 @@ def test_only_book_trade_writes_a_trade():
         or "Transaction.insert" in path.read_text()
     ]
     assert writers == ["autotrader_desktop/accounting.py"]
+
+
+def test_the_starting_balance_never_goes_below_committed_capital(engine, algo_dir):
+    write_algorithm(algo_dir, "buyer", returning("'hold', 0"))
+    add_instance(engine, "NVDA", "buyer", 40_000)
+    failed = add_instance(engine, "AMD", "buyer", 20_000)
+    Instance.update(status="failed").where(Instance.id == failed.id).execute()
+    with pytest.raises(UserError, match=r"cannot be below 60,000\.00: 60,000\.00 is committed"):
+        engine.service.save_settings({"commission": 2.0, "starting_balance": 59_999.99})
+    assert settings.load().commission == 0.0  # neither setting
+    engine.service.save_settings({"starting_balance": 60_000})
+    assert engine.account().available_cash == 0.0

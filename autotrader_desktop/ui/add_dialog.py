@@ -9,6 +9,7 @@ whatever fails, nothing is created, and the error is shown in the dialog.
 
 from __future__ import annotations
 
+import itertools
 from html import escape
 from typing import cast
 
@@ -37,6 +38,17 @@ from autotrader_desktop.ui.background import Background
 ALGORITHM_ROLE = Qt.ItemDataRole.UserRole
 
 
+def _room(widget: QWidget) -> QWidget:
+    """`widget` in a box that keeps its place in the layout whether or not the widget
+    shows: the progress bar going away never moves the fields under it."""
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.addWidget(widget)
+    box.setFixedHeight(widget.sizeHint().height())
+    return box
+
+
 class AddDialog(QDialog):
     created = Signal(object)  # the new Instance
 
@@ -52,11 +64,20 @@ class AddDialog(QDialog):
         self.available_cash: float | None = None
         self.algorithms: list[AlgorithmFile] = []
 
+        self._build_fields()
+        self._build_buttons()
+        self._build_layout()
+        self.symbol.textChanged.connect(self.validate)
+        self.capital.textChanged.connect(self.validate)
+        self.algorithm.currentIndexChanged.connect(self.validate)
+        self.validate()
+
+    def _build_fields(self) -> None:
         self.symbol = QLineEdit()
         self.symbol.setPlaceholderText("e.g. NVDA or BRK.B")
         self.symbol.setMaxLength(20)
         self.symbol.textEdited.connect(self._upper_case)
-        self.symbol_error = self._error_label()
+        self.symbol_error = theme.message_label(theme.current().loss, lines=2)
 
         self.algorithm = QComboBox()
         self.algorithm.setMinimumContentsLength(24)
@@ -76,27 +97,30 @@ class AddDialog(QDialog):
         self.capital = QLineEdit()
         self.capital.setPlaceholderText("e.g. 10000")
         self.capital_hint = QLabel()
-        self.capital_error = self._error_label()
+        self.capital_error = theme.message_label(theme.current().loss, lines=2)
 
         self.preview = QLabel("—")
         self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error = self._error_label()
+        self.error = theme.message_label(theme.current().loss, lines=2)
 
+    def _build_buttons(self) -> None:
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.create_button: QPushButton = self.buttons.addButton(
             "Create", QDialogButtonBox.ButtonRole.AcceptRole
         )
+        self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
         # Enter creates; it must never fall through to Cancel (a button with autoDefault
         # becomes the default while Create is disabled).
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
+        self.cancel_button.setAutoDefault(False)
         self.buttons.accepted.connect(self._create)
         self.buttons.rejected.connect(self.reject)
 
+    def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("&Symbol", self.symbol)
         form.addRow("", self.symbol_error)
         form.addRow("&Algorithm", self.algorithm)
-        form.addRow("", self.busy)
+        form.addRow("", _room(self.busy))
         form.addRow("", self.scan_status)
         form.addRow("", self.excluded)
         form.addRow("Conventions", self.conventions)
@@ -109,23 +133,18 @@ class AddDialog(QDialog):
         layout.addWidget(self.error)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
-
-        self.symbol.textChanged.connect(self.validate)
-        self.capital.textChanged.connect(self.validate)
-        self.algorithm.currentIndexChanged.connect(self.validate)
-        self.validate()
-
-    @staticmethod
-    def _error_label() -> QLabel:
-        label = theme.message_label(theme.current().loss)
-        label.hide()
-        return label
+        # Fields in reading order, then Create before Cancel (whatever side the platform
+        # puts the buttons on).
+        chain = (self.symbol, self.algorithm, self.capital, self.create_button, self.cancel_button)
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
 
     # --- scanning -----------------------------------------------------------------------
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not event.spontaneous():  # shown by the app, not restored by the window manager
+            self.symbol.setFocus(Qt.FocusReason.OtherFocusReason)
             self.rescan()
 
     def rescan(self) -> None:
@@ -133,7 +152,7 @@ class AddDialog(QDialog):
         self._scan_number += 1
         number = self._scan_number
         self.scanning = True
-        self.error.hide()
+        self.error.clear()
         self.busy.show()
         self.scan_status.setText(f"Scanning {self._engine.algorithm_dir} …")
         self.validate()
@@ -192,7 +211,7 @@ class AddDialog(QDialog):
         self.scanning = False
         self.busy.hide()
         self.scan_status.setText("")
-        self._show(self.error, f"Cannot scan the algorithm folder: {exc}")
+        self.error.setText(f"Cannot scan the algorithm folder: {exc}")
         self.validate()
 
     # --- validation ---------------------------------------------------------------------
@@ -202,11 +221,6 @@ class AddDialog(QDialog):
             position = self.symbol.cursorPosition()
             self.symbol.setText(text.upper())
             self.symbol.setCursorPosition(position)
-
-    @staticmethod
-    def _show(label: QLabel, message: str | None) -> None:
-        label.setText(message or "")
-        label.setVisible(bool(message))
 
     def validate(self) -> bool:
         """Check every field, show what is wrong next to it, enable Create if all is well."""
@@ -230,14 +244,14 @@ class AddDialog(QDialog):
     def _check(label: QLabel, text: str, parse):
         """Parse a field; an empty field is not an error yet, just not valid."""
         if not text.strip():
-            AddDialog._show(label, None)
+            label.clear()
             return None
         try:
             value = parse(text)
         except UserError as exc:
-            AddDialog._show(label, str(exc))
+            label.setText(str(exc))
             return None
-        AddDialog._show(label, None)
+        label.clear()
         return value
 
     def _parse_capital(self, text: str) -> float:
@@ -284,10 +298,10 @@ class AddDialog(QDialog):
         self._set_creating(False)
         if not isinstance(exc, UserError | AlgorithmFolderError):
             raise exc
-        self._show(self.error, f"Nothing was created: {exc}")
+        self.error.setText(f"Nothing was created: {exc}")
 
     def reset(self) -> None:
         """Empty fields for the next instance (the algorithm choice is kept)."""
         self.symbol.clear()
         self.capital.clear()
-        self.error.hide()
+        self.error.clear()

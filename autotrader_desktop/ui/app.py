@@ -134,7 +134,7 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
             return 1
         ctx.confirm_live = True
     link = EngineLink(ctx.data_dir, ctx.engine_options(), ctx.settings, ctx.algorithm_dir)
-    window = MainWindow(link.client, default_store(), link=link)
+    window = MainWindow(link.client, default_store(), link=link, options=ctx.options)
     quit_requested = asyncio.Event()
     window.close_requested.connect(quit_requested.set)
     app.aboutToQuit.connect(quit_requested.set)

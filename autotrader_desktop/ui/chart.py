@@ -16,10 +16,11 @@ from datetime import datetime
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph import functions as fn
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from autotrader_desktop.feed.market_data import MIN_BARS  # stored once subscribed
 from autotrader_desktop.queries import Bars, Fills
 from autotrader_desktop.ui import theme
 
@@ -259,23 +260,51 @@ def _mixed(colour: QColor, background: QColor, opacity: float) -> QColor:
     return QColor(*(round(opacity * a + (1 - opacity) * b) for a, b in rgb))
 
 
+def _on_candles(times: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The middle of the candle each time falls on: the one of its minute, else the newest
+    one before it (none before it: its own minute)."""
+    minutes = times // BAR_SECONDS * BAR_SECONDS
+    if not len(starts):
+        return minutes + BAR_SECONDS / 2
+    before = np.searchsorted(starts, minutes, side="right") - 1
+    on = np.where(before >= 0, starts[np.maximum(before, 0)], minutes)
+    return on + BAR_SECONDS / 2
+
+
 def _local(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch).astimezone()
 
 
 class ChartWidget(QWidget):
-    """Candles on a local-time axis, a linked volume pane, fills, a crosshair readout."""
+    """Candles on a local-time axis, a linked volume pane, fills, a crosshair readout.
+
+    The view follows the newest bar (the live candle) until the user pans or zooms away
+    from it, and comes back to following when the user brings the newest bar into view
+    again. While it follows, the view shows the newest BARS_IN_VIEW minutes (or as many
+    as the user zoomed to), whatever arrived first: a new instance's chart, which gets its
+    live candle before its history, looks exactly like one opened after a restart.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.symbol: str | None = None
         self._following = True  # the newest bar is in view: keep it there as bars arrive
+        self._width = BARS_IN_VIEW * BAR_SECONDS  # of the view while following
         self._hover_x: float | None = None  # where the crosshair is, None when not shown
         self._stored_until: int | None = None  # the newest bar read from the database
+        self._fills: Fills | None = None
+        self._fills_placed_for: tuple | None = None  # the bars the markers were placed on
 
-        self.readout = QLabel()
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
-        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._build_plots()
+        self._build_series()
+        self._build_crosshair()
+        self._build_layout()
+        self.apply_theme()
+        self.clear()
+
+    def _build_plots(self) -> None:
+        """Two plots on one canvas: candles (4/5) over volume, x linked, prices on the right;
+        the mouse pans and zooms in time only (y follows the bars in view)."""
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.ci.setSpacing(0)
         self.plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem()})
@@ -290,12 +319,16 @@ class ChartWidget(QWidget):
             plot.showAxis("right")
             plot.hideAxis("left")
             plot.getAxis("right").setWidth(64)
-            plot.setMouseEnabled(x=True, y=False)  # y follows the bars in view
+            plot.setMouseEnabled(x=True, y=False)
             plot.disableAutoRange()
             plot.hideButtons()
             plot.setMenuEnabled(False)
+            plot.vb.sigRangeChangedManually.connect(self._moved_by_user)
         self.volume_plot.getAxis("right").setStyle(showValues=False)
+        self.plot.vb.sigXRangeChanged.connect(self._fit_y)
 
+    def _build_series(self) -> None:
+        """Candles, volume bars and the buy ▲ / sell ▼ markers."""
         self.candles = CandleItem()
         self.volume = VolumeItem()
         self.plot.addItem(self.candles)
@@ -305,6 +338,13 @@ class ChartWidget(QWidget):
         for markers in (self.buys, self.sells):
             markers.setZValue(10)
             self.plot.addItem(markers)
+
+    def _build_crosshair(self) -> None:
+        """Dashed lines over both panes and the OHLCV readout above them; the lines show
+        only while the pointer is over a plot."""
+        self.readout = QLabel()
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._vline = pg.InfiniteLine(angle=90, movable=False)
         self._hline = pg.InfiniteLine(angle=0, movable=False)
         self._volume_vline = pg.InfiniteLine(angle=90, movable=False)
@@ -316,25 +356,23 @@ class ChartWidget(QWidget):
             line.setVisible(False)
             line.setZValue(20)
             plot.addItem(line, ignoreBounds=True)
-
-        self.plot.vb.sigXRangeChanged.connect(self._fit_y)
         self.canvas.scene().sigMouseMoved.connect(self._mouse_moved)
+        # Moving off the canvas sends no mouse move to the scene: watch for leaving.
+        self.canvas.viewport().installEventFilter(self)
 
-        # Without a symbol, a message instead of empty axes.
+    def _build_layout(self) -> None:
+        """The readout over the canvas; without a symbol, a message instead of empty axes."""
         self.placeholder = QLabel()
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.canvas)
-
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.readout)
         layout.addWidget(self.stack, 1)
-        self.apply_theme()
-        self.clear()
 
     # --- data -------------------------------------------------------------------------
 
@@ -345,6 +383,7 @@ class ChartWidget(QWidget):
         self.volume.set_bars(EMPTY)
         self.set_live(None)
         self.set_fills(None)
+        self._hide_crosshair()
         self.readout.clear()
         self.placeholder.setText(message)
         self.stack.setCurrentWidget(self.placeholder)
@@ -359,9 +398,9 @@ class ChartWidget(QWidget):
         self.candles.set_bars(bars)
         self.volume.set_bars(bars)
         self._following = True
-        self._set_limits()
-        self._show_newest()
-        self._show_readout(None)
+        self._width = BARS_IN_VIEW * BAR_SECONDS
+        self._hide_crosshair()
+        self._after_new_data()
 
     def add_bars(self, bars: Bars, stored: bool = True) -> None:
         """Newer or corrected bars: from the database, or (stored=False) a minute just
@@ -381,24 +420,43 @@ class ChartWidget(QWidget):
         self._after_new_data()
 
     def set_fills(self, fills: Fills | None) -> None:
-        """Buy ▲ / sell ▼ markers at the fill prices (in the middle of their minute)."""
+        """Buy ▲ / sell ▼ markers at the fill prices."""
+        self._fills = fills
+        self._fills_placed_for = None
+        self._place_fills()
 
-        def centre(times: np.ndarray) -> np.ndarray:
-            return times // BAR_SECONDS * BAR_SECONDS + BAR_SECONDS / 2
-
+    def _place_fills(self) -> None:
+        """Each marker in the middle of the candle it filled on: its own minute's, or, when
+        that minute has no candle (a stopped instance's last sell, a fill after the market
+        closed), the newest candle before it, whose price it got. A marker never floats
+        after the last candle."""
+        bars, live = self.candles.bars, self.candles.live
+        key = (len(bars), bars.t[-1] if len(bars) else None, live.t[0] if live else None)
+        if key == self._fills_placed_for:
+            return
+        self._fills_placed_for = key
+        fills = self._fills
         if fills is None:
             self.buys.setData([], [])
             self.sells.setData([], [])
             return
-        self.buys.setData(centre(fills.buy_t), fills.buy_price)
-        self.sells.setData(centre(fills.sell_t), fills.sell_price)
+        starts = bars.t if live is None else np.append(bars.t, live.t)
+        self.buys.setData(_on_candles(fills.buy_t, starts), fills.buy_price)
+        self.sells.setData(_on_candles(fills.sell_t, starts), fills.sell_price)
+
+    def history_pending(self) -> bool:
+        """A symbol is shown with less history than the feed keeps of it: the rest is on
+        its way (a new instance's symbol; its history is fetched once subscribed)."""
+        return self.symbol is not None and len(self.candles.bars) < MIN_BARS
 
     def reload_after(self) -> int | None:
         """Where the next read of stored bars starts (exclusive); None: read them all.
 
-        The newest stored bars are read again: late trades may have corrected them.
+        The newest stored bars are read again: late trades may have corrected them. A
+        chart with less history than the feed keeps of a symbol reads it all again: its
+        history is still being fetched (a new instance's symbol), older than what is shown.
         """
-        if self._stored_until is None:
+        if self._stored_until is None or self.history_pending():
             return None
         return self._stored_until - RECHECKED_BARS * BAR_SECONDS
 
@@ -434,21 +492,23 @@ class ChartWidget(QWidget):
         self.volume.set_theme(current)
 
     def _set_limits(self) -> None:
+        """Panning stops a little beyond the first and the newest bar; there is always
+        room for the view that follows the newest bar (a symbol without history yet)."""
         span = self.candles.time_span()
         if span is None:
             return
         margin = 20 * BAR_SECONDS
+        end = self._newest_end(span)
         self.plot.setLimits(
-            xMin=span[0] - margin, xMax=span[1] + BAR_SECONDS + margin, minXRange=10 * BAR_SECONDS
+            xMin=min(span[0] - margin, end - self._width),
+            xMax=end + margin,
+            minXRange=10 * BAR_SECONDS,
         )
 
-    def _show_newest(self) -> None:
-        span = self.candles.time_span()
-        if span is None:
-            return
-        end = span[1] + 3 * BAR_SECONDS
-        self.plot.setXRange(end - BARS_IN_VIEW * BAR_SECONDS, end, padding=0)
-        self._fit_y()
+    @staticmethod
+    def _newest_end(span: tuple[float, float]) -> float:
+        """The right edge of a view that follows the newest bar (a little room after it)."""
+        return span[1] + 3 * BAR_SECONDS
 
     def _after_new_data(self) -> None:
         if self.symbol is None:
@@ -456,18 +516,23 @@ class ChartWidget(QWidget):
         self._set_limits()
         span = self.candles.time_span()
         if self._following and span is not None:
-            (x0, x1), _ = self.plot.viewRange()
-            newest_end = span[1] + 3 * BAR_SECONDS
-            if newest_end > x1:
-                self.plot.setXRange(x0 + newest_end - x1, newest_end, padding=0)
+            end = self._newest_end(span)
+            self.plot.setXRange(end - self._width, end, padding=0)
+        self._place_fills()
         self._fit_y()
         self._show_readout(self._hover_x)
 
-    def _fit_y(self, *args) -> None:
+    def _moved_by_user(self, *args) -> None:
+        """The user panned or zoomed: follow the newest bar while it is in view, at the
+        width the user chose."""
         (x0, x1), _ = self.plot.viewRange()
         span = self.candles.time_span()
-        if span is not None:
-            self._following = x1 >= span[1]
+        self._following = span is not None and x1 >= span[1] + BAR_SECONDS
+        if self._following:
+            self._width = x1 - x0
+
+    def _fit_y(self, *args) -> None:
+        (x0, x1), _ = self.plot.viewRange()
         shown = self.candles.visible(x0, x1)
         if not len(shown):
             return
@@ -481,16 +546,25 @@ class ChartWidget(QWidget):
 
     # --- crosshair ----------------------------------------------------------------------
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.canvas.viewport() and event.type() == QEvent.Type.Leave:
+            self._hide_crosshair()
+        return super().eventFilter(watched, event)
+
+    def _hide_crosshair(self) -> None:
+        """No pointer over the chart: no lines, and the readout shows the newest bar."""
+        for line in (self._vline, self._hline, self._volume_vline):
+            line.setVisible(False)
+        self._hover_x = None
+        self._show_readout(None)
+
     def _mouse_moved(self, position: QPointF) -> None:
         inside = None
         for plot in (self.plot, self.volume_plot):
             if plot.sceneBoundingRect().contains(position):
                 inside = plot
         if inside is None or self.symbol is None:
-            for line in (self._vline, self._hline, self._volume_vline):
-                line.setVisible(False)
-            self._hover_x = None
-            self._show_readout(None)
+            self._hide_crosshair()
             return
         point = inside.vb.mapSceneToView(position)
         self._vline.setPos(point.x())

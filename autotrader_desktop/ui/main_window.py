@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QRect, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -42,6 +42,7 @@ from autotrader_desktop.ui.background import Background, Refresh
 from autotrader_desktop.ui.bridge import EngineBridge
 from autotrader_desktop.ui.chart import ChartWidget
 from autotrader_desktop.ui.engine_status import EngineStatus
+from autotrader_desktop.ui.file_dialog import FileDialog
 from autotrader_desktop.ui.instance_table import InstanceTable
 from autotrader_desktop.ui.live_data import LiveData
 from autotrader_desktop.ui.notifications import Notifier
@@ -52,6 +53,7 @@ from autotrader_desktop.ui.wording import counted
 TITLE = "AutoTrader Desktop"
 REFRESH_MS = 5_000  # re-read instances even without a cycle (other processes, prices)
 SOON_MS = 200  # coalesce refreshes after bursts of recorded runs
+CHART_SOON_MS = 1_000  # a chart waiting for its symbol's history reads again this soon
 MARKET_MS = 60_000
 MESSAGE_MS = 8_000
 
@@ -86,12 +88,15 @@ class MainWindow(QMainWindow):
         store: QSettings | None = None,
         parent: QWidget | None = None,
         link: EngineLink | None = None,
+        options: dict[str, str] | None = None,
     ) -> None:
         """`engine`: the engine's client (`link.client`) in the app; `link`: how the window
-        found or started that engine (None: an engine of the caller's, e.g. in tests)."""
+        found or started that engine (None: an engine of the caller's, e.g. in tests);
+        `options`: the settings fixed by command-line options, and the option."""
         super().__init__(parent)
         self.engine = engine
         self.link = link
+        self._options = options or {}
         self.store = store or QSettings()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(theme.app_icon())
@@ -128,6 +133,7 @@ class MainWindow(QMainWindow):
         self.add_dialog = AddDialog(engine, self.background, self)
         self.add_dialog.created.connect(self._instance_created)
         self.settings_dialog: SettingsDialog | None = None
+        self.export_dialog: FileDialog | None = None
         self._build_actions()
 
         self.overview = Refresh(self.background, queries.overview, self._overview_loaded)
@@ -140,13 +146,14 @@ class MainWindow(QMainWindow):
         self.bridge.cycle_finished.connect(self._cycle_finished, queued)
         self.bridge.runs_recorded.connect(self._runs_recorded, queued)
         self.bridge.engine_lost.connect(self._engine_lost, queued)
-        self.live.prices_changed.connect(self.table.model.update_prices)
+        self.live.prices_changed.connect(self.table.update_prices)
         self.live.live_bar_changed.connect(self._live_bar)
         self.live.bar_closed.connect(self._bar_closed)
         self.live.status_changed.connect(self.status.set_feed)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.apply_theme)
 
         self._soon = self._timer(SOON_MS, self.refresh, single_shot=True)
+        self._chart_soon = self._timer(CHART_SOON_MS, self._reload_chart, single_shot=True)
         self._timers = [
             self._timer(1000, self._tick),
             self._timer(REFRESH_MS, self.refresh),
@@ -164,43 +171,59 @@ class MainWindow(QMainWindow):
     # --- actions ------------------------------------------------------------------------
 
     def _build_actions(self) -> None:
-        def action(
-            text: str,
-            shortcut: QKeySequence | QKeySequence.StandardKey | str,
-            slot: Callable[[], Any],
-            tip: str,
-        ) -> QAction:
-            act = QAction(text, self)
-            act.setShortcut(QKeySequence(shortcut))
-            act.setToolTip(
-                f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
-            )
-            act.triggered.connect(slot)
-            self.addAction(act)
-            return act
+        """Every action has a shortcut (window-wide) and a tooltip naming it; the main
+        ones are on the toolbar."""
+        self._build_instance_actions()
+        self._build_window_actions()
+        self._build_toolbar_and_menu()
+        self._update_actions()
 
-        self.add_action = action(
+    def _action(
+        self,
+        text: str,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str,
+        slot: Callable[[], Any],
+        tip: str,
+    ) -> QAction:
+        act = QAction(text, self)
+        act.setShortcut(QKeySequence(shortcut))
+        native = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+        act.setToolTip(f"{tip} ({native})")
+        act.triggered.connect(slot)
+        self.addAction(act)
+        return act
+
+    def _build_instance_actions(self) -> None:
+        self.add_action = self._action(
             "Add Algorithm",
             QKeySequence.StandardKey.New,
             self.open_add_dialog,
             "Start an instance of an algorithm on a symbol",
         )
-        self.stop_action = action(
+        self.stop_action = self._action(
             "Stop", "Ctrl+T", self.stop_selected, "Stop the selected instance, selling its shares"
         )
-        self.delete_action = action(
+        self.delete_action = self._action(
             "Delete",
             QKeySequence.StandardKey.Delete,
             self.delete_selected,
             "Delete the selected stopped or failed instance and its history",
         )
-        self.restart_action = action(
+        self.export_action = self._action(
+            "Export trades",
+            "Ctrl+E",
+            self.export_trades,
+            "Save the selected instance's trades (all trades without a selection) as CSV",
+        )
+
+    def _build_window_actions(self) -> None:
+        self.restart_action = self._action(
             "Restart engine",
             "Ctrl+Shift+R",
             self.restart_engine,
             "Unload every algorithm module: the next runs load the files as they are now",
         )
-        self.settings_action = action(
+        self.settings_action = self._action(
             "Settings",
             QKeySequence.StandardKey.Preferences,
             self.open_settings,
@@ -208,35 +231,34 @@ class MainWindow(QMainWindow):
         )
         if self.settings_action.shortcut().isEmpty():  # no platform default (Linux)
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.export_action = action(
-            "Export trades",
-            "Ctrl+E",
-            self.export_trades,
-            "Save the selected instance's trades (all trades without a selection) as CSV",
+        self._action(
+            "Refresh", QKeySequence.StandardKey.Refresh, self.refresh, "Re-read everything"
         )
-        self.import_action = action(
+        self.import_action = self._action(
             "Import web AutoTrader…",
             "Ctrl+Shift+I",
             self.import_apac,
             "Import a web AutoTrader installation: instances, trades, algorithm files, key",
         )
-        self.halt_action = action(
+        self.halt_action = self._action(
             "Stop all trading",
             "Ctrl+Shift+H",
             self.halt_trading,
             "Cancel every open order and pause every instance, until Resume trading",
         )
-        self.resume_action = action(
+        self.resume_action = self._action(
             "Resume trading",
             "Ctrl+Shift+U",
             self.resume_trading,
             "Let the instances run and trade again after Stop all trading",
         )
         self.resume_action.setVisible(False)
-        action("Refresh", QKeySequence.StandardKey.Refresh, self.refresh, "Re-read everything")
-        action("Filter", QKeySequence.StandardKey.Find, self._focus_filter, "Filter instances")
-        action("Quit", QKeySequence.StandardKey.Quit, self.close, "Quit AutoTrader Desktop")
+        self._action(
+            "Filter", QKeySequence.StandardKey.Find, self._focus_filter, "Filter instances"
+        )
+        self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Quit AutoTrader Desktop")
 
+    def _build_toolbar_and_menu(self) -> None:
         toolbar = QToolBar("Actions")
         toolbar.setObjectName("actions")
         toolbar.setMovable(False)
@@ -254,7 +276,6 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
-        self._update_actions()
 
     def _update_actions(self) -> None:
         row = self.table.selected()
@@ -396,7 +417,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         self.settings_dialog = SettingsDialog(
-            self.engine.settings, self.engine.save_settings, self.background, self
+            self.engine.settings, self.engine.save_settings, self.background, self, self._options
         )
         self.settings_dialog.saved.connect(self._settings_saved)
         self.settings_dialog.open()
@@ -421,13 +442,18 @@ class MainWindow(QMainWindow):
     def export_trades(self) -> None:
         row = self.table.selected()
         name = f"{row.display_name}_trades.csv" if row else "autotrader_trades.csv"
-        chooser = QFileDialog(self, "Export trades", str(Path.home() / name), "CSV files (*.csv)")
-        chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        chooser.setDefaultSuffix("csv")
-        chooser.fileSelected.connect(lambda path: self.write_trades(Path(path), row))
-        chooser.open()
+        folder = str(self.store.value("export/folder", str(Path.home())))
+        self.export_dialog = FileDialog(
+            self, "Export trades", str(Path(folder) / name), "CSV files (*.csv)"
+        )
+        self.export_dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        self.export_dialog.setDefaultSuffix("csv")
+        self.export_dialog.fileSelected.connect(lambda path: self.write_trades(Path(path), row))
+        self.export_dialog.open()
 
     def write_trades(self, path: Path, row: InstanceRow | None) -> None:
+        self.store.setValue("export/folder", str(path.parent))  # where the next export starts
+
         def done(count: int) -> None:
             self.status.showMessage(f"Exported {counted(count, 'trade')} to {path}", MESSAGE_MS)
 
@@ -441,7 +467,7 @@ class MainWindow(QMainWindow):
         )
 
     def import_apac(self) -> None:
-        chooser = QFileDialog(self, "Import a web AutoTrader installation", str(Path.home()))
+        chooser = FileDialog(self, "Import a web AutoTrader installation", str(Path.home()))
         chooser.setFileMode(QFileDialog.FileMode.Directory)
         chooser.setOption(QFileDialog.Option.ShowDirsOnly, True)
         chooser.fileSelected.connect(lambda path: self.import_installation(Path(path)))
@@ -599,6 +625,13 @@ class MainWindow(QMainWindow):
         else:
             return  # newer bars for a chart that has been cleared since
         self.chart.set_fills(data.fills)
+        if self.chart.history_pending() and not self._chart_soon.isActive():
+            self._chart_soon.start()  # a new symbol's history is being fetched: look again
+
+    def _reload_chart(self) -> None:
+        row = self.table.selected()
+        if row is not None and row.symbol == self.chart.symbol:
+            self.chart_data.request(row.symbol, row.id, self.chart.reload_after())
 
     @Slot(str, object)
     def _live_bar(self, symbol: str, bar: Bars) -> None:
@@ -650,9 +683,7 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         store = self.store
-        if not self.restoreGeometry(_stored_bytes(store, "window/geometry")):
-            screen = QGuiApplication.primaryScreen().availableGeometry()
-            self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
+        self._restore_geometry()
         self.restoreState(_stored_bytes(store, "window/state"))
         if not self.splitter.restoreState(_stored_bytes(store, "window/splitter")):
             self.splitter.setSizes([self.height() // 3, self.height() * 2 // 3])
@@ -663,9 +694,29 @@ class MainWindow(QMainWindow):
             bool(store.value("table/fitted", False, type=bool)),
         )
 
+    def _restore_geometry(self) -> None:
+        """The normal (un-maximized) geometry first, then maximized if it was: Qt's
+        restoreGeometry() of a maximized window loses the normal size on X11 (un-maximizing
+        gave a default 1010x513)."""
+        store = self.store
+        normal = store.value("window/normal", QRect(), type=QRect)
+        if not isinstance(normal, QRect):  # a hand-edited file
+            normal = QRect()
+        screen = QGuiApplication.primaryScreen().availableGeometry()
+        on_a_screen = any(
+            s.availableGeometry().intersects(normal) for s in QGuiApplication.screens()
+        )
+        if normal.isValid() and on_a_screen:
+            self.setGeometry(normal)
+        else:
+            self.resize(min(1500, screen.width() - 40), min(940, screen.height() - 60))
+        if store.value("window/maximized", False, type=bool):
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+
     def save_layout(self) -> None:
         store = self.store
-        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/normal", self.normalGeometry())
+        store.setValue("window/maximized", self.isMaximized())
         store.setValue("window/state", self.saveState())
         store.setValue("window/splitter", self.splitter.saveState())
         store.setValue("window/lower_splitter", self.lower_splitter.saveState())
@@ -691,6 +742,7 @@ class MainWindow(QMainWindow):
         self.bridge.detach()
         self.live.stop()
         self._soon.stop()
+        self._chart_soon.stop()
         for timer in self._timers:
             timer.stop()
         self.notifier.close()

@@ -34,18 +34,42 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autotrader_desktop import credentials, settings
+from autotrader_desktop import accounting, credentials, settings
 from autotrader_desktop.enums import Broker, Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui import theme
 from autotrader_desktop.ui.background import Background
+from autotrader_desktop.ui.file_dialog import FileDialog
 
 GATING_CHOICES = [
     (None, "Automatic (on when trading or fed by Alpaca, off for the simulator)"),
     (True, "On: run cycles only while NYSE is open"),
     (False, "Off: run cycles around the clock"),
 ]
+LABELS = {
+    "feed": "&Feed",
+    "stream_url": "Stream URL",
+    "history_url": "History URL",
+    "broker": "&Broker",
+    "trading_url": "Trading URL",
+    "trading_stream_url": "Trading stream URL",
+    "max_order_value": "Per-order &cap",
+    "starting_balance": "Starting &balance",
+    "commission": "&Commission",
+    "slippage_bps": "S&lippage",
+    "run_time_limit": "Run &time limit",
+    "market_hours_gating": "Market-&hours gating",
+    "algorithm_dir": "&Folder",
+}
+
+
+class Refused(UserError):
+    """What the user entered cannot be saved: why, and the setting if it is about one."""
+
+    def __init__(self, name: str | None, message: str) -> None:
+        super().__init__(message)
+        self.name, self.message = name, message
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,9 @@ def _spin(maximum: float, decimals: int, suffix: str, minimum: float = 0.0) -> Q
 
 
 class SettingsDialog(QDialog):
+    """Saves all the changes or none: every value is checked before anything is written,
+    then the settings (and the new key) are written in one transaction."""
+
     saved = Signal(object)  # SavedSettings
 
     def __init__(
@@ -74,16 +101,37 @@ class SettingsDialog(QDialog):
         save_settings: Callable[[dict[str, Any]], Settings],
         background: Background,
         parent: QWidget | None = None,
+        options: dict[str, str] | None = None,
     ) -> None:
-        """`save_settings(changes)`: the engine's, which stores them and returns them all."""
+        """`save_settings(changes)`: the engine's, which stores them all or none and returns
+        the settings now; `options`: the settings fixed by a command-line option, and the
+        option."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(620)
         self._current = current
         self._save_settings = save_settings
         self._background = background
+        self._options = options or {}
         self._stored_key_id = ""
+        self._stored_live_key_id = ""
+        self._fields: dict[str, QWidget] = {}  # by setting name: where to point at an error
 
+        layout = QVBoxLayout(self)
+        for group in (
+            self._build_market(),
+            self._build_broker(),
+            self._build_trading(),
+            self._build_algorithms(),
+        ):
+            layout.addWidget(group)
+        self._build_buttons(layout)
+        self.feed.currentIndexChanged.connect(self._feed_changed)
+        self.broker.currentIndexChanged.connect(self._broker_changed)
+        self._load(current)
+        self._clear_error_on_edit()
+
+    def _build_market(self) -> QGroupBox:
         self.feed = QComboBox()
         for feed in Feed:
             self.feed.addItem(feed.description, feed)
@@ -94,11 +142,22 @@ class SettingsDialog(QDialog):
         self.secret.setPlaceholderText("API secret key (leave empty to keep the stored one)")
         self.key_status = QLabel()
         self.key_status.setWordWrap(True)
+        theme.keep_room(self.key_status, 2)  # its text arrives later, maybe on two lines
         self.stream_url = QLineEdit()
         self.stream_url.setPlaceholderText("default: Alpaca's stream for the feed")
         self.history_url = QLineEdit()
         self.history_url.setPlaceholderText("default: https://data.alpaca.markets")
+        market = QGroupBox("Market data — applies after restarting the app")
+        form = QFormLayout(market)
+        self._add_row(form, "feed", self.feed)
+        form.addRow("API &key ID", self.key_id)
+        form.addRow("API &secret", self.secret)
+        form.addRow("", self.key_status)
+        self._add_row(form, "stream_url", self.stream_url)
+        self._add_row(form, "history_url", self.history_url)
+        return market
 
+    def _build_broker(self) -> QGroupBox:
         self.broker = QComboBox()
         for broker in Broker:
             self.broker.addItem(broker.label, broker)
@@ -113,8 +172,21 @@ class SettingsDialog(QDialog):
         self.live_secret.setPlaceholderText("live secret key (leave empty to keep the stored one)")
         self.live_key_status = QLabel()
         self.live_key_status.setWordWrap(True)
-        self._stored_live_key_id = ""
+        group = QGroupBox("Broker — applies after restarting the app")
+        form = QFormLayout(group)
+        self._add_row(form, "broker", self.broker)
+        form.addRow(
+            "",
+            QLabel("Alpaca paper trading uses the API key above; live trading its own key."),
+        )
+        form.addRow("Live key ID", self.live_key_id)
+        form.addRow("Live secret", self.live_secret)
+        form.addRow("", self.live_key_status)
+        self._add_row(form, "trading_url", self.trading_url)
+        self._add_row(form, "trading_stream_url", self.trading_stream_url)
+        return group
 
+    def _build_trading(self) -> QGroupBox:
         self.starting_balance = _spin(1e12, 2, "", minimum=0.01)
         self.max_order_value = _spin(1e12, 2, "")
         self.max_order_value.setSpecialValueText("no cap")
@@ -124,94 +196,70 @@ class SettingsDialog(QDialog):
         self.gating = QComboBox()
         for value, label in GATING_CHOICES:
             self.gating.addItem(label, value)
+        trading = QGroupBox("Trading — applies now")
+        form = QFormLayout(trading)
+        self._add_row(form, "starting_balance", self.starting_balance)
+        self._add_row(form, "commission", self.commission)
+        self._add_row(form, "slippage_bps", self.slippage)
+        self._add_row(form, "max_order_value", self.max_order_value)
+        self._add_row(form, "run_time_limit", self.time_limit)
+        self._add_row(form, "market_hours_gating", self.gating)
+        return trading
 
+    def _build_algorithms(self) -> QGroupBox:
         self.algorithm_dir = QLineEdit()
         self.algorithm_dir.setPlaceholderText("default: the algorithm folder beside the app")
         browse = QPushButton("Browse …")
         browse.clicked.connect(self._browse)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.algorithm_dir, 1)
-        folder_row.addWidget(browse)
-
-        market = QGroupBox("Market data — applies after restarting the app")
-        market_form = QFormLayout(market)
-        market_form.addRow("&Feed", self._with_note(self.feed, "feed"))
-        market_form.addRow("API &key ID", self.key_id)
-        market_form.addRow("API &secret", self.secret)
-        market_form.addRow("", self.key_status)
-        market_form.addRow("Stream URL", self._with_note(self.stream_url, "stream_url"))
-        market_form.addRow("History URL", self._with_note(self.history_url, "history_url"))
-
-        broker_group = QGroupBox("Broker — applies after restarting the app")
-        broker_form = QFormLayout(broker_group)
-        broker_form.addRow("&Broker", self._with_note(self.broker, "broker"))
-        broker_form.addRow(
-            "",
-            QLabel("Alpaca paper trading uses the API key above; live trading its own key."),
-        )
-        broker_form.addRow("Live key ID", self.live_key_id)
-        broker_form.addRow("Live secret", self.live_secret)
-        broker_form.addRow("", self.live_key_status)
-        broker_form.addRow("Trading URL", self._with_note(self.trading_url, "trading_url"))
-        broker_form.addRow(
-            "Trading stream URL", self._with_note(self.trading_stream_url, "trading_stream_url")
-        )
-
-        trading = QGroupBox("Trading — applies now")
-        trading_form = QFormLayout(trading)
-        trading_form.addRow(
-            "Starting &balance", self._with_note(self.starting_balance, "starting_balance")
-        )
-        trading_form.addRow("&Commission", self._with_note(self.commission, "commission"))
-        trading_form.addRow("S&lippage", self._with_note(self.slippage, "slippage_bps"))
-        trading_form.addRow(
-            "Per-order &cap", self._with_note(self.max_order_value, "max_order_value")
-        )
-        trading_form.addRow("Run &time limit", self._with_note(self.time_limit, "run_time_limit"))
-        trading_form.addRow(
-            "Market-&hours gating", self._with_note(self.gating, "market_hours_gating")
-        )
-
-        algorithms = QGroupBox("Algorithms — applies after restarting the app")
-        algorithms_form = QFormLayout(algorithms)
         folder = QWidget()
-        folder.setLayout(folder_row)
-        folder_row.setContentsMargins(0, 0, 0, 0)
-        algorithms_form.addRow("&Folder", self._with_note(folder, "algorithm_dir"))
+        row = QHBoxLayout(folder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.algorithm_dir, 1)
+        row.addWidget(browse)
+        algorithms = QGroupBox("Algorithms — applies after restarting the app")
+        self._add_row(QFormLayout(algorithms), "algorithm_dir", folder, self.algorithm_dir)
+        return algorithms
 
-        self.error = theme.message_label(theme.current().loss)
-        self.error.hide()
+    def _build_buttons(self, layout: QVBoxLayout) -> None:
+        self.error = theme.message_label(theme.current().loss, lines=2)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
-
-        layout = QVBoxLayout(self)
-        for group in (market, broker_group, trading, algorithms):
-            layout.addWidget(group)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
 
-        self.feed.currentIndexChanged.connect(self._feed_changed)
-        self.broker.currentIndexChanged.connect(self._broker_changed)
-        self._load(current)
-
-    def _with_note(self, widget: QWidget, name: str) -> QWidget:
-        """The field, with a note underneath when an environment variable overrides it."""
+    def _add_row(
+        self, form: QFormLayout, name: str, widget: QWidget, field: QWidget | None = None
+    ) -> None:
+        """A labelled row for setting `name`, with a note underneath when an environment
+        variable or a command-line option overrides it; `field`: the input inside
+        `widget`, if it is not the widget itself."""
+        self._fields[name] = field or widget
         variable = settings.ENV_VARS[name]
-        if not os.environ.get(variable):
-            return widget
-        box = QWidget()
-        column = QVBoxLayout(box)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(widget)
-        note = theme.message_label(
-            theme.current().warning,
-            f"Set by {variable} in the environment, which overrides a saved value.",
-        )
-        column.addWidget(note)
-        return box
+        source = None
+        if name in self._options:
+            source = f"the command-line option {self._options[name]}"
+        elif os.environ.get(variable):
+            source = f"{variable} in the environment"
+        if source is not None:
+            box = QWidget()
+            column = QVBoxLayout(box)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(widget)
+            note = f"Set by {source}, which overrides a saved value."
+            column.addWidget(theme.message_label(theme.current().warning, note))
+            widget = box
+        form.addRow(LABELS[name], widget)
+
+    def _clear_error_on_edit(self) -> None:
+        """An error is about what the user typed: it goes as soon as they edit anything."""
+        keys = (self.key_id, self.secret, self.live_key_id, self.live_secret)
+        for field in (*self._fields.values(), *keys):
+            for signal in ("textEdited", "valueChanged", "currentIndexChanged"):
+                if hasattr(field, signal):
+                    getattr(field, signal).connect(self.error.clear)
 
     def _load(self, current: Settings) -> None:
         self.feed.setCurrentIndex(self.feed.findData(current.feed))
@@ -264,10 +312,12 @@ class SettingsDialog(QDialog):
     def _keyring_failed(self, exc: BaseException) -> None:
         self.key_status.setText(f"The OS keyring cannot be read: {exc}")
 
+    def _alpaca(self) -> bool:
+        return Feed(self.feed.currentData()).is_alpaca
+
     def _feed_changed(self) -> None:
-        alpaca = Feed(self.feed.currentData()).is_alpaca
         for widget in (self.key_id, self.secret, self.stream_url, self.history_url):
-            widget.setEnabled(alpaca)
+            widget.setEnabled(self._alpaca())
 
     def _broker_changed(self) -> None:
         broker = Broker(self.broker.currentData())
@@ -277,7 +327,7 @@ class SettingsDialog(QDialog):
             widget.setEnabled(broker == Broker.ALPACA_LIVE)
 
     def _browse(self) -> None:
-        chooser = QFileDialog(self, "Algorithm folder", self.algorithm_dir.text())
+        chooser = FileDialog(self, "Algorithm folder", self.algorithm_dir.text())
         chooser.setFileMode(QFileDialog.FileMode.Directory)
         chooser.setOption(QFileDialog.Option.ShowDirsOnly, True)
         chooser.fileSelected.connect(self.algorithm_dir.setText)
@@ -286,8 +336,10 @@ class SettingsDialog(QDialog):
     # --- saving -------------------------------------------------------------------------
 
     def values(self) -> dict[str, Any]:
-        """What the dialog holds, by setting name."""
-        return {
+        """What the dialog holds, by setting name. Fields that are disabled (the Alpaca URLs
+        with another feed) are not part of it: they keep their stored values."""
+        alpaca = self._alpaca()
+        values = {
             "feed": self.feed.currentData(),
             "stream_url": self.stream_url.text().strip() or None,
             "history_url": self.history_url.text().strip() or None,
@@ -302,6 +354,11 @@ class SettingsDialog(QDialog):
             "run_time_limit": self.time_limit.value(),
             "market_hours_gating": self.gating.currentData(),
         }
+        if not alpaca:
+            del values["stream_url"], values["history_url"]
+        if not Broker(self.broker.currentData()).is_alpaca:
+            del values["trading_url"], values["trading_stream_url"]
+        return values
 
     def changes(self) -> dict[str, Any]:
         """The settings the user changed (only those are saved)."""
@@ -312,29 +369,25 @@ class SettingsDialog(QDialog):
         }
 
     def save(self) -> None:
-        changes = self.changes()
-        folder = changes.get("algorithm_dir")
-        if folder and not Path(folder).expanduser().is_dir():
-            self._fail(f"The algorithm folder {folder} does not exist.")
+        """Check everything, then write everything in one transaction, or nothing."""
+        try:
+            changes = self._checked_changes()
+            new_key = self._new_key()
+            new_live = self._new_live_key()
+        except Refused as exc:
+            self._fail(exc.message, exc.name)
             return
-        key_id, secret = self.key_id.text().strip(), self.secret.text()
-        if (secret and not key_id) or (key_id != self._stored_key_id and not secret):
-            self._fail("Enter both the API key ID and the secret to store a new key.")
-            return
-        new_key = credentials.Credentials(key_id, secret) if key_id and secret else None
-        live_id, live_secret = self.live_key_id.text().strip(), self.live_secret.text()
-        if (live_secret and not live_id) or (
-            live_id != self._stored_live_key_id and not live_secret
-        ):
-            self._fail("Enter both the live key ID and its secret to store a new live key.")
-            return
-        new_live = (
-            credentials.Credentials(live_id, live_secret) if live_id and live_secret else None
-        )
         self.buttons.setEnabled(False)
 
         def store() -> SavedSettings:
-            # The keys first: if the keyring refuses one, no setting has changed either.
+            # Checked here to point at the field, and again in the transaction that saves.
+            if "starting_balance" in changes:
+                try:
+                    accounting.check_starting_balance(changes["starting_balance"])
+                except UserError as exc:
+                    raise Refused("starting_balance", str(exc)) from None
+            # The keys first: if the keyring refuses one, no setting has changed either; the
+            # settings are all checked, so only the database itself could refuse them now.
             if new_key is not None:
                 credentials.save(new_key)
             if new_live is not None:
@@ -346,6 +399,38 @@ class SettingsDialog(QDialog):
 
         self._background.submit(store, on_done=self._saved, on_error=self._save_failed)
 
+    def _checked_changes(self) -> dict[str, Any]:
+        changes = self.changes()
+        for name, value in changes.items():
+            try:
+                settings.parse(name, value)
+            except settings.SettingError as exc:
+                raise Refused(name, str(exc)) from None
+        folder = changes.get("algorithm_dir")
+        if folder and not Path(folder).expanduser().is_dir():
+            raise Refused("algorithm_dir", f"{folder} does not exist")
+        return changes
+
+    def _new_key(self) -> credentials.Credentials | None:
+        if not self.key_id.isEnabled():
+            return None  # the key fields are disabled: whatever they hold is not meant
+        key_id, secret = self.key_id.text().strip(), self.secret.text()
+        if (secret and not key_id) or (key_id != self._stored_key_id and not secret):
+            raise Refused(None, "Enter both the API key ID and the secret to store a new key.")
+        return credentials.Credentials(key_id, secret) if key_id and secret else None
+
+    def _new_live_key(self) -> credentials.Credentials | None:
+        if not self.live_key_id.isEnabled():
+            return None
+        live_id, live_secret = self.live_key_id.text().strip(), self.live_secret.text()
+        if (live_secret and not live_id) or (
+            live_id != self._stored_live_key_id and not live_secret
+        ):
+            raise Refused(
+                None, "Enter both the live key ID and its secret to store a new live key."
+            )
+        return credentials.Credentials(live_id, live_secret) if live_id and live_secret else None
+
     def _saved(self, result: SavedSettings) -> None:
         self.buttons.setEnabled(True)
         self.accept()
@@ -353,13 +438,25 @@ class SettingsDialog(QDialog):
 
     def _save_failed(self, exc: BaseException) -> None:
         self.buttons.setEnabled(True)
-        if not isinstance(exc, UserError | credentials.CredentialsError):
+        if isinstance(exc, Refused):
+            self._fail(exc.message, exc.name)
+        elif isinstance(exc, UserError | credentials.CredentialsError):
+            self._fail(str(exc))
+        else:
             raise exc
-        self._fail(str(exc))
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, name: str | None = None) -> None:
+        """Show why nothing was saved; about a setting: under its label's name, with the
+        focus in its field."""
+        if name is not None:
+            label = LABELS[name].replace("&", "")
+            if message.startswith(f"{name} "):  # the core's messages name the setting
+                message = label + message.removeprefix(name)
+            elif label.lower() not in message.lower():
+                message = f"{label}: {message}"
+            message = message[0].upper() + message[1:]
+            self._fields[name].setFocus()
         self.error.setText(message)
-        self.error.show()
 
 
 def _read_keyring() -> tuple[credentials.Credentials | None, credentials.Credentials | None, bool]:

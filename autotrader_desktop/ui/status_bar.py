@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from autotrader_desktop.accounting import Account
@@ -37,8 +37,15 @@ class ElidedLabel(QLabel):
     minimum width; it asks for its full width and shows the full text as its tooltip.
     """
 
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+    text_changed = Signal()
+
+    def __init__(
+        self, text: str = "", parent: QWidget | None = None, asks_for_room: bool = True
+    ) -> None:
+        """`asks_for_room`: whether its size hint is its whole text (or just the ellipsis:
+        for a label that only fills the room left over)."""
         super().__init__(parent)
+        self._asks_for_room = asks_for_room
         self.setTextFormat(Qt.TextFormat.PlainText)
         self.setContentsMargins(MARGIN, 0, MARGIN, 0)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
@@ -49,9 +56,12 @@ class ElidedLabel(QLabel):
         """Show `text` (in `colour`, or the palette's); the tooltip is `tooltip` (if given)
         or the text itself."""
         self._colour = colour
+        changed = text != self.text()
         self.setText(text)
         self.setToolTip(tooltip if tooltip is not None else text)
         self.update()
+        if changed:
+            self.text_changed.emit()
 
     def shown_text(self) -> str:
         """The text as drawn in the room the label has now."""
@@ -60,6 +70,9 @@ class ElidedLabel(QLabel):
 
     def is_elided(self) -> bool:
         return self.shown_text() != self.text()
+
+    def sizeHint(self) -> QSize:
+        return super().sizeHint() if self._asks_for_room else self.minimumSizeHint()
 
     def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
@@ -81,7 +94,7 @@ class StatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message = ElidedLabel()
+        self.message = ElidedLabel(asks_for_room=False)  # it takes the room left over
         # Never elided: "LIVE" must always be seen whole.
         self.broker = QLabel()
         self.broker.setContentsMargins(MARGIN, 0, MARGIN, 0)
@@ -100,10 +113,33 @@ class StatusBar(QStatusBar):
         self.cash = ElidedLabel()
         self.addPermanentWidget(self.broker)
         self.addPermanentWidget(self.feed_light)
-        # The feed's text (an error can be long) gives way first; a message shares it.
-        self.addPermanentWidget(self.feed, 1)
-        for label in (self.market, self.cycle, self.account, self.cash):
+        self.addPermanentWidget(self.feed)
+        self._short = (self.market, self.cycle, self.account, self.cash)
+        for label in self._short:
             self.addPermanentWidget(label)
+        for label in (self.message, self.feed, *self._short):
+            label.text_changed.connect(self._share_room)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._share_room()
+
+    def _share_room(self) -> None:
+        """Give way in order: the message, then the feed's text, and only in a window too
+        narrow even for them, the short sections (market, next cycle, account, cash).
+
+        A box layout shrinks all its items alike, so the feed's text is capped to the room
+        the short sections leave; the message fills (and is elided to) whatever remains.
+        """
+        shown = [self.message, self.broker, self.feed_light, self.feed, *self._short]
+        used = sum(label.width() for label in shown if label.isVisible())
+        overhead = self.width() - used if used else 0  # margins, spacing, size grip
+        room = self.width() - overhead - self.feed_light.sizeHint().width()
+        if self.broker.isVisible():
+            room -= self.broker.sizeHint().width()
+        room -= sum(label.sizeHint().width() for label in self._short)
+        room -= self.message.minimumSizeHint().width()
+        self.feed.setMaximumWidth(max(room, self.feed.minimumSizeHint().width()))
 
     # --- messages (Qt's own temporary message is drawn uncut over the whole bar) ----------
 
@@ -186,6 +222,7 @@ class StatusBar(QStatusBar):
             text += " · TRADING HALTED"
             style = style or f"color: {current.warning.name()}; font-weight: bold;"
         self.broker.setText(text)
+        self._share_room()
         self.broker.setStyleSheet(style)
         self.broker.setToolTip(
             f"{trading.broker.label}."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QLabel
 
@@ -54,12 +54,26 @@ def current() -> Theme:
     )
 
 
-def message_label(colour: QColor, text: str = "") -> QLabel:
-    """A wrapping label in a meaning-carrying colour (inline errors, warnings)."""
+def message_label(colour: QColor, text: str = "", lines: int = 0) -> QLabel:
+    """A wrapping label in a meaning-carrying colour (inline errors, warnings), with room
+    for `lines` lines kept (see keep_room)."""
     label = QLabel(text)
     label.setWordWrap(True)
     label.setStyleSheet(f"color: {colour.name()}")
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    keep_room(label, lines)
     return label
+
+
+def keep_room(label: QLabel, lines: int) -> None:
+    """Keep room for `lines` lines of the label's text even while it is shorter or empty:
+    a message that appears or grows then never moves or squeezes what is around it (a
+    dialog does not grow for a wrapped label's new height). Clear it rather than hide it."""
+    if lines:
+        text = label.text()
+        label.setText("\n".join("M" * lines))
+        label.setMinimumHeight(label.sizeHint().height())
+        label.setText(text)
 
 
 def signed(theme: Theme, value: float | None) -> QColor | None:

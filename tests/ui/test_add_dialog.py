@@ -111,7 +111,7 @@ def test_invalid_input_keeps_create_disabled_and_creates_nothing(
     assert not dialog.create_button.isEnabled()
     errors = {"symbol": dialog.symbol_error, "capital": dialog.capital_error}
     for field, label in errors.items():
-        assert label.isVisible() == (field == error_field), field
+        assert bool(label.text()) == (field == error_field), field
     qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
     dialog.buttons.accepted.emit()  # even forced, Create checks again
     assert dialog.isVisible()
@@ -187,8 +187,72 @@ def test_an_error_at_creation_is_shown_and_creates_nothing(qtbot, algo_dir, wind
     fill(qtbot, dialog, "NVDA", "2500")
     path.write_text(SYNTAX_ERROR)
     qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: dialog.error.text() != "", timeout=60_000)
     assert "Nothing was created" in dialog.error.text() and "not available" in dialog.error.text()
     assert dialog.isVisible()
     assert Instance.select().count() == 0
+    dialog.reject()
+
+
+def test_the_cursor_is_in_symbol_every_time_it_opens(qtbot, algo_dir, window):
+    write_algorithm(algo_dir, "good", BUYER)
+    dialog = opened(qtbot, window)
+    assert dialog.focusWidget() is dialog.symbol
+    dialog.capital.setFocus()
+    dialog.reject()
+    dialog = opened(qtbot, window)
+    assert dialog.focusWidget() is dialog.symbol
+    dialog.reject()
+
+
+def test_tab_reaches_create_before_cancel(qtbot, algo_dir, window):
+    write_algorithm(algo_dir, "good", BUYER)
+    dialog = opened(qtbot, window)
+    fill(qtbot, dialog, "NVDA", "1000")
+    assert dialog.create_button.isEnabled()
+    dialog.symbol.setFocus()
+    visited = [dialog.focusWidget()]
+    for _ in range(4):
+        qtbot.keyClick(dialog.focusWidget(), Qt.Key.Key_Tab)
+        visited.append(dialog.focusWidget())
+    assert visited == [
+        dialog.symbol,
+        dialog.algorithm,
+        dialog.capital,
+        dialog.create_button,
+        dialog.cancel_button,
+    ]
+    dialog.reject()
+
+
+def test_a_capital_of_less_than_a_cent_says_why_create_is_disabled(qtbot, algo_dir, window):
+    write_algorithm(algo_dir, "good", BUYER)
+    dialog = opened(qtbot, window)
+    fill(qtbot, dialog, "NVDA", "0.004")
+    assert not dialog.create_button.isEnabled()
+    # Not a single cent: the reason is shown, not just a disabled Create.
+    assert "more than 2 decimals" in dialog.capital_error.text()
+    assert "0.01" in dialog.capital_error.text()
+    dialog.reject()
+
+
+def test_an_error_never_moves_the_form(qtbot, algo_dir, window):
+    write_algorithm(algo_dir, "good", BUYER)
+    dialog = opened(qtbot, window)
+    fill(qtbot, dialog, "NVDA", "1000")
+    qtbot.waitUntil(lambda: dialog.busy.isHidden())
+    places = [w.mapTo(dialog, w.rect().topLeft()) for w in (dialog.capital, dialog.buttons)]
+    height = dialog.height()
+    fill(qtbot, dialog, "NVDA_TOO_LONG", "-5")  # two errors, the symbol's on two lines
+    assert dialog.symbol_error.text() and dialog.capital_error.text()
+    qtbot.waitUntil(
+        lambda: (
+            [w.mapTo(dialog, w.rect().topLeft()) for w in (dialog.capital, dialog.buttons)]
+            == places
+        )
+    )
+    assert dialog.height() == height
+    # Nothing is clipped: each error has the room its text needs at this width.
+    for label in (dialog.symbol_error, dialog.capital_error):
+        assert label.height() >= label.heightForWidth(label.width())
     dialog.reject()

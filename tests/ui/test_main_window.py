@@ -296,3 +296,22 @@ def test_sorting_by_pnl_follows_prices_and_keeps_the_selection(
     qtbot.waitUntil(lambda: order() == ["AAPL", "NVDA"])
     assert table.selected().id == down.id
     assert table.view.selectionModel().selectedRows()[0].row() == 0  # it moved with its row
+
+
+def test_a_maximized_window_comes_back_maximized_with_its_normal_size(qtbot, make_window):
+    window = make_window()
+    screen = window.screen().availableGeometry()  # offscreen: 800 x 800
+    normal = (window.minimumSizeHint().width(), screen.height() * 2 // 3)
+    assert normal[0] < screen.width()
+    window.setGeometry(4, 30, *normal)
+    qtbot.waitUntil(lambda: window.size().toTuple() == normal)
+    window.showMaximized()
+    qtbot.waitUntil(window.isMaximized)
+    window.shutdown()
+
+    again = make_window()
+    qtbot.waitUntil(again.isMaximized)
+    again.showNormal()
+    qtbot.waitUntil(lambda: not again.isMaximized())
+    qtbot.waitUntil(lambda: again.size().toTuple() == normal)
+    assert again.normalGeometry().topLeft().toTuple() == (4, 30)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from autotrader_desktop import credentials, settings
-from autotrader_desktop.database import Setting
+from autotrader_desktop.database import Instance, Setting
+from autotrader_desktop.ui.main_window import MainWindow
 from autotrader_desktop.ui.settings_dialog import SettingsDialog
+from tests.helpers import add_instance
 
 
 @pytest.fixture
@@ -128,3 +130,93 @@ def test_broker_cap_and_live_key_are_saved_separately(qtbot, engine, keyring, wi
     assert engine.broker.max_order_value == 2_500  # the cap applies at once
     assert "Restart AutoTrader Desktop" in window.status.currentMessage()
     assert all("l1ve-s3cret" not in row.value for row in Setting.select())
+
+
+def test_a_save_is_all_or_nothing_and_names_the_field(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    dialog.commission.setValue(4.0)
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-iex"))
+    dialog.key_id.setText("AKXYZ")
+    dialog.secret.setText("s3cret")
+    dialog.stream_url.setText("stream.example.com")  # no scheme
+    qtbot.waitUntil(lambda: dialog.stream_url.isEnabled())
+    place = dialog.stream_url.mapTo(dialog, dialog.stream_url.rect().topLeft())
+    height = dialog.height()
+    dialog.buttons.accepted.emit()
+    assert dialog.isVisible()
+    # The error has its room: nothing moves, nothing is squeezed.
+    qtbot.waitUntil(
+        lambda: dialog.error.height() >= dialog.error.heightForWidth(dialog.error.width())
+    )
+    assert dialog.stream_url.mapTo(dialog, dialog.stream_url.rect().topLeft()) == place
+    assert dialog.height() == height
+    status = dialog.key_status
+    assert status.height() >= status.heightForWidth(status.width())
+    assert dialog.error.text().startswith("Stream URL must be a ws:// or wss:// URL")
+    assert "stream_url" not in dialog.error.text()
+    assert Setting.select().count() == 0 and keyring == {}  # not the feed, not the key
+    assert engine.settings.commission == 0.0
+
+    qtbot.keyClicks(dialog.stream_url, "/v2")  # editing the field: the old error goes
+    assert dialog.error.text() == ""
+    dialog.reject()
+    assert Setting.select().count() == 0
+
+
+def test_a_keyring_refusal_saves_no_setting_either(qtbot, monkeypatch, keyring, window):
+    def refuse(found):
+        raise credentials.CredentialsError("the keyring is locked")
+
+    monkeypatch.setattr(credentials, "save", refuse)
+    dialog = opened(qtbot, window)
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-sip"))
+    dialog.commission.setValue(4.0)
+    dialog.key_id.setText("AKXYZ")
+    dialog.secret.setText("s3cret")
+    dialog.buttons.accepted.emit()
+    qtbot.waitUntil(lambda: "keyring is locked" in dialog.error.text())
+    assert dialog.isVisible() and Setting.select().count() == 0
+    dialog.reject()
+
+
+def test_back_to_the_simulator_a_disabled_url_does_not_block_save(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-iex"))
+    dialog.stream_url.setText("not a url")
+    dialog.key_id.setText("half a key")
+    dialog.feed.setCurrentIndex(dialog.feed.findData("sim"))
+    assert not dialog.stream_url.isEnabled()
+    dialog.time_limit.setValue(9.0)
+    save(qtbot, dialog)
+    assert settings.load().run_time_limit == 9.0
+    assert settings.load().stream_url is None and keyring == {}
+
+
+def test_the_starting_balance_cannot_go_below_the_committed_capital(
+    qtbot, engine, keyring, buyer, window
+):
+    add_instance(engine, "NVDA", "buyer", 40_000)
+    failed = add_instance(engine, "AAPL", "buyer", 20_000)
+    Instance.update(status="failed").where(Instance.id == failed.id).execute()
+    dialog = opened(qtbot, window)
+    dialog.starting_balance.setValue(10_000)
+    dialog.commission.setValue(1.0)
+    dialog.buttons.accepted.emit()
+    qtbot.waitUntil(lambda: dialog.error.text() != "")
+    assert "The starting balance cannot be below 60,000.00" in dialog.error.text()
+    assert "60,000.00 is committed to running and failed instances" in dialog.error.text()
+    assert Setting.select().count() == 0 and engine.settings.starting_balance == 100_000
+    dialog.starting_balance.setValue(60_000)  # exactly what is committed: nothing left, allowed
+    save(qtbot, dialog)
+    assert engine.settings.starting_balance == 60_000
+
+
+def test_a_command_line_option_is_pointed_out(qtbot, engine, store, keyring):
+    window = MainWindow(engine, store, options={"algorithm_dir": "--algorithm-dir"})
+    qtbot.addWidget(window)
+    window.show()
+    dialog = opened(qtbot, window)
+    notes = [label.text() for label in dialog.findChildren(type(dialog.error))]
+    assert any("--algorithm-dir" in text for text in notes)
+    dialog.reject()
+    window.shutdown()

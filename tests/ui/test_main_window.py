@@ -301,8 +301,8 @@ def test_sorting_by_pnl_follows_prices_and_keeps_the_selection(
 def test_a_maximized_window_comes_back_maximized_with_its_normal_size(qtbot, make_window):
     window = make_window()
     screen = window.screen().availableGeometry()  # offscreen: 800 x 800
-    normal = (window.minimumSizeHint().width(), screen.height() * 2 // 3)
-    assert normal[0] < screen.width()
+    normal = (screen.width() - 100, screen.height() * 2 // 3)  # not the maximized size
+    assert window.minimumSizeHint().width() < normal[0]
     window.setGeometry(4, 30, *normal)
     qtbot.waitUntil(lambda: window.size().toTuple() == normal)
     window.showMaximized()

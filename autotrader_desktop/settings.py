@@ -200,7 +200,7 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
 
 def from_json(values: dict[str, Any]) -> Settings:
     """Settings from their JSON form (as the engine's channel carries them)."""
-    return Settings(**{name: _convert(name, value) for name, value in values.items()})
+    return Settings(**{name: parse(name, value) for name, value in values.items()})
 
 
 def save(name: str, value: Any) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from peewee import OperationalError
+from peewee import DatabaseError
 
 from autotrader_desktop import (
     __version__,
@@ -156,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     headless = command("headless", "run the engine and feed without a window until Ctrl-C")
     headless.add_argument(
         "--every",
-        type=_positive_float,
+        type=_interval,
         metavar="SECONDS",
-        help="run a cycle every SECONDS instead of at :02 each minute",
+        help=f"run a cycle every SECONDS ({MIN_EVERY_S:g} to {MAX_EVERY_S:,}) instead of at "
+        ":02 each minute",
     )
     json_option(
         command("algorithms", "scan the algorithm folder: every file, available or why not"),
@@ -207,13 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_float(text: str) -> float:
+# `headless --every`: faster than a cycle a second is no schedule, slower than daily none
+# a trader would notice.
+MIN_EVERY_S = 1.0
+MAX_EVERY_S = 86_400
+# Instance ids are SQLite rowids: 1 to 2**63 - 1.
+MAX_ID = 2**63 - 1
+
+
+def _interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds > 0")
+    if not MIN_EVERY_S <= value <= MAX_EVERY_S:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number of seconds from {MIN_EVERY_S:g} to {MAX_EVERY_S:,} (a day)"
+        )
     return value
 
 
@@ -229,11 +240,15 @@ def _positive_int(text: str) -> int:
 
 def _instance_id(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ID:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an instance id; ids are numbers, see `autotrader-desktop list`"
-        ) from None
+            f"{text!r} is not an instance id; ids are whole numbers from 1, "
+            "see `autotrader-desktop list`"
+        )
+    return value
 
 
 # The commands that may start a new data directory (the window, and the commands that run
@@ -267,7 +282,7 @@ class Context:
             database.open_database(self.data_dir)
         except RuntimeError as exc:
             raise UserError(str(exc)) from None
-        except OperationalError as exc:
+        except DatabaseError as exc:
             raise UserError(f"cannot open the database in {self.data_dir}: {exc}") from None
         except OSError as exc:
             raise UserError(

@@ -7,7 +7,9 @@ it at once: WAL lets readers run beside a writer, writers take the lock up front
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -33,6 +35,12 @@ from autotrader_desktop.enums import Outcome
 
 DB_FILENAME = "autotrader.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
+# PRAGMA application_id of our files ("ATD1"): how a database says it is ours.
+APPLICATION_ID = 0x41544431
+# Tables every version of our schema has; a file from before application_id was stamped is
+# recognised by them.
+_OUR_TABLES = {"algorithm_instances", "transactions", "runs", "settings"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 db = SqliteDatabase(None)
 
@@ -327,10 +335,74 @@ MIGRATIONS: list[Callable[[], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class NotOurDatabase(RuntimeError):
+    """The database file is garbage, truncated or another program's; it was left as it was."""
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file that is not one of our databases, without writing to it.
+
+    Runs before anything opens the file for writing: setting WAL mode alone would change
+    another program's file. Raises NotOurDatabase saying what is wrong.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # created on open
+    if size == 0:
+        return  # SQLite's own empty database
+    with path.open("rb") as file:
+        header = file.read(100)
+    refuse = f"{path} is not an AutoTrader Desktop database"
+    advice = "move it away or choose another data directory with --data-dir"
+    if not header.startswith(_SQLITE_MAGIC):
+        raise NotOurDatabase(f"{refuse} (not an SQLite file); {advice}")
+    if len(header) < 100:
+        raise NotOurDatabase(f"{refuse} (truncated to {size} bytes); {advice}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65_536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when its change counter matches (SQLite's rule).
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        raise NotOurDatabase(
+            f"{path} is damaged: truncated to {size:,} of {pages * page_size:,} bytes; "
+            f"restore it from a backup, or {advice}"
+        )
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            }
+    except sqlite3.OperationalError:
+        return  # cannot even open it (permissions...): the real open says why
+    except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+        raise NotOurDatabase(f"{refuse} ({exc}); {advice}") from None
+    if application_id == APPLICATION_ID:
+        return
+    if application_id == 0 and not tables and version == 0:
+        return  # an empty SQLite file: ours to fill
+    if application_id == 0 and version >= 1 and tables >= _OUR_TABLES:
+        return  # written before application_id was stamped
+    found = ", ".join(sorted(tables)[:5]) or "no tables"
+    raise NotOurDatabase(f"{refuse} (it belongs to another program: {found}); {advice}")
+
+
 def open_database(data_dir: Path) -> Path:
-    """Open (creating and migrating as needed) the database in `data_dir`; returns its path."""
+    """Open (creating and migrating as needed) the database in `data_dir`; returns its path.
+
+    Raises NotOurDatabase, unchanged, for a file that is not ours.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / DB_FILENAME
+    check_file(path)
     if not db.is_closed():
         db.close()
     db.init(
@@ -382,6 +454,8 @@ def migrate() -> None:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version - 1]()
             db.execute_sql(f"PRAGMA user_version = {version}")
+        if db.execute_sql("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            db.execute_sql(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def write_transaction() -> AbstractContextManager[Any]:
@@ -400,6 +474,7 @@ __all__ = [
     "BarCoverage",
     "DiscoveryVerdict",
     "Instance",
+    "NotOurDatabase",
     "Order",
     "OutputLine",
     "Run",

@@ -33,9 +33,11 @@ def normalize_symbol(text: str) -> str:
     symbol = (text or "").strip().upper()
     if not symbol:
         raise InstanceError("enter a symbol, e.g. NVDA")
-    if not SYMBOL_PATTERN.fullmatch(symbol):
+    # At least one letter: '.' and '..' are no symbols (and would name directories in a URL).
+    if not SYMBOL_PATTERN.fullmatch(symbol) or symbol.strip(".") == "":
         raise InstanceError(
-            f"symbol {symbol!r} is not valid: use 1 to 10 letters A-Z or '.', e.g. NVDA or BRK.B"
+            f"symbol {symbol!r} is not valid: use 1 to 10 letters A-Z or '.', with at least one "
+            "letter, e.g. NVDA or BRK.B"
         )
     return symbol
 

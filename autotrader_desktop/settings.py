@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from autotrader_desktop.database import Setting
 from autotrader_desktop.enums import Broker, Feed
@@ -111,15 +112,68 @@ ENV_VARS = {
 HOST_MEMORY_LIMIT_RANGE_MB = (256, 1_048_576)
 
 URL_FORMS = {
-    "stream_url": (("ws://", "wss://"), "wss://stream.data.alpaca.markets/v2/iex"),
-    "history_url": (("http://", "https://"), "https://data.alpaca.markets"),
-    "trading_url": (("http://", "https://"), "https://paper-api.alpaca.markets"),
-    "trading_stream_url": (("ws://", "wss://"), "wss://paper-api.alpaca.markets/stream"),
+    "stream_url": (("ws", "wss"), "wss://stream.data.alpaca.markets/v2/iex"),
+    "history_url": (("http", "https"), "https://data.alpaca.markets"),
+    "trading_url": (("http", "https"), "https://paper-api.alpaca.markets"),
+    "trading_stream_url": (("ws", "wss"), "wss://paper-api.alpaca.markets/stream"),
 }
+
+# Inclusive (low, high) bounds of the numeric settings. They keep every amount the engine
+# computes finite and in SQLite's range, and every fill price positive; docs/limits.md
+# says why each bound is where it is.
+RANGES: dict[str, tuple[float, float]] = {
+    "starting_balance": (0.01, 1e12),
+    "commission": (0.0, 1_000_000.0),
+    # Slippage of 100 % or more would pay sellers nothing or less: a negative price.
+    "slippage_bps": (0.0, 9_999.0),
+    "run_time_limit": (0.1, 3_600.0),
+    "simulator_seed": (0, 2**63 - 1),
+    "host_memory_limit_mb": HOST_MEMORY_LIMIT_RANGE_MB,
+    # 0: no cap. Above the largest balance a cap caps nothing.
+    "max_order_value": (0.0, 1e12),
+}
+WHOLE_NUMBERS = ("simulator_seed", "host_memory_limit_mb")
 
 
 class SettingError(UserError):
     """A setting value that cannot be used; the message names the setting and what is valid."""
+
+
+def _check_url(name: str, raw: Any) -> str:
+    """A URL with one of the setting's schemes and a host, parsed (not prefix-checked)."""
+    schemes, example = URL_FORMS[name]
+    text = str(raw).strip()
+    expected = f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL like {example}"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError as exc:
+        raise SettingError(f"{expected} (got {raw!r}: {exc})") from None
+    if parts.scheme.lower() not in schemes or not parts.hostname or " " in parts.netloc:
+        raise SettingError(f"{expected} (got {raw!r})")
+    return text
+
+
+def _number(name: str, raw: Any) -> float | int:
+    whole = name in WHOLE_NUMBERS
+    try:
+        # bool is refused: True is not a balance.
+        if isinstance(raw, bool):
+            raise ValueError
+        value: float | int = float(raw) if not whole else int(str(raw).strip())
+    except (TypeError, ValueError, OverflowError):
+        kind = "a whole number" if whole else "a number"
+        raise SettingError(f"{name} must be {kind} (got {raw!r})") from None
+    low, high = RANGES[name]
+    if not (math.isfinite(value) and low <= value <= high):
+        raise SettingError(
+            f"{name} must be between {_readable(low)} and {_readable(high)} (got {raw!r})"
+        )
+    return value
+
+
+def _readable(bound: float) -> str:
+    return f"{bound:,.0f}" if float(bound).is_integer() else f"{bound:g}"
 
 
 def parse(name: str, raw: Any) -> Any:
@@ -136,14 +190,7 @@ def parse(name: str, raw: Any) -> Any:
         except ValueError:
             raise SettingError(f"broker must be one of {', '.join(Broker)} (got {raw!r})") from None
     if name in URL_FORMS:
-        if raw in (None, ""):
-            return None
-        schemes, example = URL_FORMS[name]
-        if not str(raw).lower().startswith(schemes):
-            raise SettingError(
-                f"{name} must be a {' or '.join(schemes)} URL like {example} (got {raw!r})"
-            )
-        return str(raw)
+        return None if raw in (None, "") else _check_url(name, raw)
     if name == "algorithm_dir":
         return None if raw in (None, "") else str(raw)
     if name in ("market_hours_gating", "keep_trading_in_background"):
@@ -158,26 +205,7 @@ def parse(name: str, raw: Any) -> Any:
             return None
         choices = "on, off or auto" if name == "market_hours_gating" else "on or off"
         raise SettingError(f"{name} must be {choices} (got {raw!r})")
-    if name in ("simulator_seed", "host_memory_limit_mb"):
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise SettingError(f"{name} must be a whole number (got {raw!r})") from None
-        low, high = HOST_MEMORY_LIMIT_RANGE_MB
-        if name == "host_memory_limit_mb" and not low <= value <= high:
-            raise SettingError(
-                f"host_memory_limit_mb must be between {low} and {high} (got {value})"
-            )
-        return value
-    try:
-        number = float(raw)
-    except (TypeError, ValueError):
-        raise SettingError(f"{name} must be a number (got {raw!r})") from None
-    if not math.isfinite(number) or number < 0:
-        raise SettingError(f"{name} must be a finite number >= 0 (got {raw!r})")
-    if name in ("starting_balance", "run_time_limit") and number == 0:
-        raise SettingError(f"{name} must be greater than 0")
-    return number
+    return _number(name, raw)
 
 
 def load(overrides: dict[str, Any] | None = None) -> Settings:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from autotrader_desktop import accounting, instances
-from autotrader_desktop.broker import Fill, OrderRequest, Rejection
+from autotrader_desktop.broker import MAX_SHARES, Fill, OrderRequest, Rejection
 from autotrader_desktop.broker.paper import PaperBroker
 from autotrader_desktop.database import Instance, Run, Transaction
 from autotrader_desktop.decision import Decision
@@ -218,3 +218,30 @@ def test_order_value_cap_rejects_before_anything_is_bought():
     assert "1,100.00" in capped.reason and "cap 1,000.00" in capped.reason
     within = _request("buy", 10, 5_000.0, 0, 100.0)
     assert isinstance(PaperBroker(max_order_value=1_000).execute(within), Fill)
+
+
+@pytest.mark.parametrize("last", [0.0, -1.0, float("nan"), float("inf")])
+def test_no_fill_at_a_price_that_is_not_finite_and_positive(last):
+    broker = PaperBroker()
+    for action in ("buy", "sell"):
+        result = broker.execute(_request(action, 1, 1e6, 5, last))
+        assert isinstance(result, Rejection), (action, last)
+        assert "no usable price for X" in result.reason
+
+
+def test_slippage_never_makes_a_price_zero_or_negative():
+    """9,999 bps is the highest slippage the settings accept: a sell gets 0.01 % of the
+    price, and where that rounds to 0 (1e-6 does too) there is no fill at all."""
+    broker = PaperBroker(slippage_bps=9_999)
+    fill = broker.execute(_request("sell", 1, 0.0, 1, 100.0))
+    assert isinstance(fill, Fill) and fill.price == 0.01
+    assert isinstance(broker.execute(_request("sell", 1, 0.0, 1, 0.1)), Rejection)
+    assert isinstance(PaperBroker().execute(_request("buy", 1, 1e6, 0, 1e-6)), Rejection)
+
+
+def test_positions_are_bounded_so_they_fit_in_sqlite():
+    broker = PaperBroker()
+    huge = broker.execute(_request("buy", 2**63, 1e30, 0, 1.0))
+    assert isinstance(huge, Rejection) and "order too large" in huge.reason
+    assert isinstance(broker.execute(_request("buy", 2, 1e30, MAX_SHARES - 1, 1.0)), Rejection)
+    assert isinstance(broker.execute(_request("buy", 1, 1e30, MAX_SHARES - 1, 1.0)), Fill)

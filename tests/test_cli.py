@@ -33,10 +33,12 @@ from autotrader_desktop.database import DB_FILENAME
 from tests.helpers import (
     REPO,
     VENV_BIN,
+    check_accounts,
     count,
     dump,
     instance_rows,
     query,
+    returning,
     run_cli_subprocess,
     scalar,
     subprocess_env,
@@ -573,6 +575,10 @@ BAD_INPUTS = [
     ("excluded algorithm", ["add", "NVDA", "broken", "100"], {}, "not available: SyntaxError"),
     ("private file", ["add", "NVDA", "_private", "100"], {}, "no algorithm named '_private'"),
     ("capital 0", ["add", "NVDA", "buyer", "0"], {}, "greater than 0"),
+    ("capital 0.0049", ["add", "NVDA", "buyer", "0.0049"], {}, "whole cents, e.g. 0.01"),
+    ("symbol .", ["add", ".", "buyer", "100"], {}, "with at least one letter"),
+    ("symbol ..", ["add", "..", "buyer", "100"], {}, "with at least one letter"),
+    ("symbol ....", ["add", " .... ", "buyer", "100"], {}, "with at least one letter"),
     ("capital -5", ["add", "NVDA", "buyer", "-5"], {}, "greater than 0"),
     ("capital nan", ["add", "NVDA", "buyer", "nan"], {}, "finite"),
     ("capital inf", ["add", "NVDA", "buyer", "inf"], {}, "finite"),
@@ -584,6 +590,11 @@ BAD_INPUTS = [
     ("stop unknown id", ["stop", "99"], {}, "no instance with id 99"),
     ("stop non-numeric", ["stop", "abc"], {}, "'abc' is not an instance id"),
     ("stop stopped", ["stop", "2"], {}, "already stopped"),
+    ("stop id 2**63", ["stop", str(2**63)], {}, f"'{2**63}' is not an instance id"),
+    ("stop id 0", ["stop", "0"], {}, "'0' is not an instance id"),
+    ("stop id -1", ["stop", "-1"], {}, "'-1' is not an instance id"),
+    ("delete id 10**30", ["delete", str(10**30), "--yes"], {}, "is not an instance id"),
+    ("trades id 2**64", ["trades", str(2**64)], {}, "is not an instance id"),
     ("delete unknown id", ["delete", "99", "--yes"], {}, "no instance with id 99"),
     ("delete non-numeric", ["delete", "x1", "--yes"], {}, "'x1' is not an instance id"),
     ("delete running", ["delete", "1", "--yes"], {}, "is running; stop it first"),
@@ -592,9 +603,12 @@ BAD_INPUTS = [
     ("cycle count 0", ["cycle", "--count", "0"], {}, "must be 1 or more"),
     ("cycle count -2", ["cycle", "--count", "-2"], {}, "must be 1 or more"),
     ("cycle count x", ["cycle", "--count", "x"], {}, "not a whole number"),
-    ("every 0", ["headless", "--every", "0"], {}, "must be a number of seconds > 0"),
-    ("every -1", ["headless", "--every", "-1"], {}, "must be a number of seconds > 0"),
-    ("every nan", ["headless", "--every", "nan"], {}, "must be a number of seconds > 0"),
+    ("every 0", ["headless", "--every", "0"], {}, "seconds from 1 to 86,400"),
+    ("every -1", ["headless", "--every", "-1"], {}, "seconds from 1 to 86,400"),
+    ("every nan", ["headless", "--every", "nan"], {}, "seconds from 1 to 86,400"),
+    ("every 0.5", ["headless", "--every", "0.5"], {}, "seconds from 1 to 86,400"),
+    ("every 1e308", ["headless", "--every", "1e308"], {}, "seconds from 1 to 86,400"),
+    ("every a day and 1 s", ["headless", "--every", "86401"], {}, "seconds from 1 to 86,400"),
     ("every abc", ["headless", "--every", "abc"], {}, "'abc' is not a number"),
     ("feed bogus", ["--feed", "bogus", "list"], {}, "invalid choice: 'bogus'"),
     ("unknown command", ["frobnicate"], {}, "invalid choice: 'frobnicate'"),
@@ -604,9 +618,32 @@ BAD_INPUTS = [
         {"AUTOTRADER_RUN_TIME_LIMIT": "abc"},
         "AUTOTRADER_RUN_TIME_LIMIT: run_time_limit must be a number (got 'abc')",
     ),
-    ("env time limit 0", ["cycle"], {"AUTOTRADER_RUN_TIME_LIMIT": "0"}, "greater than 0"),
+    ("env time limit 0", ["cycle"], {"AUTOTRADER_RUN_TIME_LIMIT": "0"}, "between 0.1 and 3,600"),
     ("env feed", ["list"], {"AUTOTRADER_FEED": "bogus"}, "AUTOTRADER_FEED: feed must be one of"),
-    ("env balance", ["add", "NVDA", "buyer", "1"], {"AUTOTRADER_STARTING_BALANCE": "-1"}, ">= 0"),
+    (
+        "env balance -1",
+        ["add", "NVDA", "buyer", "1"],
+        {"AUTOTRADER_STARTING_BALANCE": "-1"},
+        "starting_balance must be between 0.01 and 1,000,000,000,000 (got '-1')",
+    ),
+    (
+        "env balance 1e22",
+        ["cycle"],
+        {"AUTOTRADER_STARTING_BALANCE": "1e22"},
+        "AUTOTRADER_STARTING_BALANCE: starting_balance must be between 0.01 and",
+    ),
+    (
+        "env slippage 100 %",
+        ["cycle"],
+        {"AUTOTRADER_SLIPPAGE_BPS": "10000"},
+        "AUTOTRADER_SLIPPAGE_BPS: slippage_bps must be between 0 and 9,999 (got '10000')",
+    ),
+    ("env slippage 250 %", ["cycle"], {"AUTOTRADER_SLIPPAGE_BPS": "25000"}, "slippage_bps must"),
+    ("env commission", ["cycle"], {"AUTOTRADER_COMMISSION": "1e300"}, "commission must be"),
+    ("env time limit 1e9", ["cycle"], {"AUTOTRADER_RUN_TIME_LIMIT": "1e9"}, "run_time_limit"),
+    ("env seed -1", ["cycle"], {"AUTOTRADER_SIMULATOR_SEED": "-1"}, "simulator_seed must be"),
+    ("env seed 2**64", ["cycle"], {"AUTOTRADER_SIMULATOR_SEED": str(2**64)}, "simulator_seed"),
+    ("env seed 1.5", ["cycle"], {"AUTOTRADER_SIMULATOR_SEED": "1.5"}, "a whole number"),
     (
         "env host memory",
         ["cycle"],
@@ -614,6 +651,17 @@ BAD_INPUTS = [
         "host_memory_limit_mb must be between 256",
     ),
     ("stream url", ["--stream-url", "bogus", "cycle"], {}, "must be a ws:// or wss:// URL"),
+    ("stream url no host", ["--stream-url", "wss://", "cycle"], {}, "must be a ws:// or wss://"),
+    ("stream url http", ["--stream-url", "http://h/x", "cycle"], {}, "must be a ws:// or wss://"),
+    (
+        "history url bad IPv6",
+        ["--history-url", "http://[::1", "cycle"],
+        {},
+        "history_url must be a http:// or https:// URL like https://data.alpaca.markets "
+        "(got 'http://[::1': Invalid IPv6 URL)",
+    ),
+    ("history url port", ["--history-url", "http://h:99999", "list"], {}, "Port out of range"),
+    ("history url path only", ["--history-url", "http:/x", "list"], {}, "must be a http://"),
     (
         "env history url",
         ["list"],
@@ -818,3 +866,41 @@ def test_every_argument_and_option_has_help_and_global_options_are_listed_once(c
         assert "Global options" in text
     # ... and still work after the command.
     assert run(capsys, None, "list", "--data-dir", "/nonexistent/typo").code == 2
+
+
+# --- bounds, from a real process --------------------------------------------------------
+
+
+def test_unparseable_url_is_a_clear_error_in_a_real_process(dirs):
+    env = subprocess_env(dirs.data, dirs.algorithms)
+    result = run_cli_subprocess(["--history-url", "http://[::1", "list"], env)
+    assert result.returncode == 2
+    assert "history_url must be a http:// or https:// URL" in result.stderr
+    assert "Invalid IPv6 URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_order_too_big_for_the_books_is_rejected_and_others_trade(dirs):
+    """The largest balance there is, all of it on one instance asking for 2**63 shares:
+    rejected with a reason (it used to overflow SQLite and fail every cycle's batch)."""
+    write_algorithm(dirs.algorithms, "greedy", returning("'buy', 2**63"))
+    env = subprocess_env(dirs.data, dirs.algorithms, AUTOTRADER_STARTING_BALANCE="1e12")
+    assert run_cli_subprocess(["add", "NVDA", "greedy", "999999999000"], env).returncode == 0
+    assert run_cli_subprocess(["add", "NVDA", "buyer", "1000"], env).returncode == 0
+    refused = run_cli_subprocess(["cycle"], {**env, "AUTOTRADER_STARTING_BALANCE": "1e22"})
+    assert refused.returncode == 2 and "starting_balance must be between" in refused.stderr
+    cycled = run_cli_subprocess(["cycle", "--count", "2"], env)
+    assert cycled.returncode == 0, cycled.stderr
+    assert "Traceback" not in cycled.stderr
+    runs = query(
+        dirs.data,
+        "SELECT instance_id, outcome, reason FROM runs ORDER BY instance_id, scheduled_at",
+    )
+    assert [(r["instance_id"], r["outcome"]) for r in runs] == [
+        (1, "rejected"),
+        (1, "rejected"),
+        (2, "executed"),
+        (2, "executed"),
+    ]
+    assert "order too large" in runs[0]["reason"]
+    check_accounts(dirs.data)

@@ -138,6 +138,82 @@ def test_database_from_a_newer_version_is_refused_clearly(data_dir, tmp_path, ca
     assert dump(data_dir) == before
 
 
+def _garbage(path) -> None:
+    path.write_bytes(bytes(range(256)) * 40)
+
+
+def _foreign(path) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+
+
+def _truncated(path) -> None:
+    database.open_database(path.parent)
+    instances.create(
+        "NVDA",
+        "holder",
+        1000,
+        algorithms=[Scanned("holder")],
+        starting_balance=1e5,
+        clock=FakeClock(T0),
+    )
+    database.close_database()  # checkpoints the WAL into the file
+    path.write_bytes(path.read_bytes()[: 3 * 4096])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_garbage, "is not an AutoTrader Desktop database (not an SQLite file)"),
+        (
+            _foreign,
+            "is not an AutoTrader Desktop database (it belongs to another program: customers)",
+        ),
+        (_truncated, "is damaged: truncated to 12,288 of"),
+    ],
+    ids=["garbage", "foreign", "truncated"],
+)
+def test_a_file_that_is_not_our_database_is_refused_unchanged(make, message, data_dir, tmp_path):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / DB_FILENAME
+    make(path)
+    before = path.read_bytes()
+    folder = tmp_path / "algorithm"
+    folder.mkdir()
+    write_algorithm(folder, "holder", HOLDER)
+    env = subprocess_env(data_dir, folder)
+    for argv in (["list"], ["add", "NVDA", "holder", "100"], ["cycle"]):
+        result = run_cli_subprocess(argv, env)
+        assert result.returncode == 2, argv
+        assert f"{path} {message}" in result.stderr, result.stderr
+        assert "--data-dir" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in data_dir.iterdir()) == [DB_FILENAME]
+
+
+def test_a_database_from_before_the_application_id_still_opens(data_dir):
+    """Files written before we stamped PRAGMA application_id are known by their tables."""
+    path = database.open_database(data_dir)
+    database.close_database()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA application_id = 0")
+    database.open_database(data_dir)
+    assert database.db.execute_sql("PRAGMA application_id").fetchone()[0] == (
+        database.APPLICATION_ID
+    )
+
+
+def test_an_empty_file_becomes_our_database(data_dir):
+    data_dir.mkdir(parents=True)
+    (data_dir / DB_FILENAME).touch()
+    database.open_database(data_dir)
+    assert database.schema_version() == SCHEMA_VERSION
+
+
 def test_deleting_an_instance_deletes_its_history(db, clock):
     def make(symbol: str) -> Instance:
         instance = instances.create(

@@ -9,6 +9,7 @@ commit). Trades, whoever fills them, are written by `ledger.record_trade` alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from autotrader_desktop.settings import Settings
 
 PriceOf = Callable[[str], float | None]
+
+# The largest position an instance may hold: far above any company's share count, and low
+# enough that shares, cash and their products stay exact in SQLite's integers and doubles
+# (an order of 2**63 shares does not fit in SQLite at all).
+MAX_SHARES = 10**12
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,19 @@ class Broker(Protocol):
     async def disconnect(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def sanity_rejection(request: OrderRequest) -> Rejection | None:
+    """No broker trades at a last price that is not a positive finite number, or into a
+    position larger than MAX_SHARES. Call once the price is known (not None)."""
+    price, order = request.last_price, request.decision
+    if price is None or not (math.isfinite(price) and price > 0):
+        return Rejection(f"no usable price for {request.symbol} (last {price!r})")
+    if order.shares > MAX_SHARES - (request.held if order.action == "buy" else 0):
+        return Rejection(
+            f"order too large: {order.shares} shares; a position is at most {MAX_SHARES:,}"
+        )
+    return None
 
 
 def order_value_cap_rejection(request: OrderRequest, cap: float) -> Rejection | None:

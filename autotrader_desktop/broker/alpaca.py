@@ -32,6 +32,7 @@ from autotrader_desktop.broker import (
     halt,
     order_value_cap_rejection,
     orders,
+    sanity_rejection,
 )
 from autotrader_desktop.broker import account as broker_account
 from autotrader_desktop.broker.account import BrokerAccount
@@ -133,9 +134,11 @@ class AlpacaBroker:
             return Rejection("trading is halted (Stop all trading); resume it to trade again")
         if request.last_price is None:
             return Rejection(f"no price for {symbol} yet")
-        capped = order_value_cap_rejection(request, self.max_order_value)
-        if capped:
-            return capped
+        refused = sanity_rejection(request) or order_value_cap_rejection(
+            request, self.max_order_value
+        )
+        if refused:
+            return refused
         buying, selling, stopping = orders.reserved(request.instance_id)
         if stopping:
             return Rejection("the instance is being stopped: its sell order is open at Alpaca")

@@ -9,6 +9,7 @@ from autotrader_desktop.broker import (
     Rejection,
     halt,
     order_value_cap_rejection,
+    sanity_rejection,
 )
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import write_transaction
@@ -37,10 +38,15 @@ class PaperBroker:
         order, symbol, cash, held = request.decision, request.symbol, request.cash, request.held
         if request.last_price is None:
             return Rejection(f"no price for {symbol} yet")
-        capped = order_value_cap_rejection(request, self.max_order_value)
-        if capped:
-            return capped
+        refused = sanity_rejection(request) or order_value_cap_rejection(
+            request, self.max_order_value
+        )
+        if refused:
+            return refused
         price = self.fill_price(order.action, request.last_price)
+        if not price > 0:
+            # The slippage rounded it away (a sell of a sub-cent stock at 9,999 bps).
+            return Rejection(f"no usable price for {symbol} (fill {price!r} after slippage)")
         if order.action == "buy":
             cost = order.shares * price + self.commission
             if cost > cash + 1e-9:

@@ -385,7 +385,7 @@ class Context:
         clock = SystemClock()
         market = MarketData(clock, self.settings)
         return Service(
-            self.settings, self.algorithm_dir, clock, self.broker(trades), market.latest_price
+            self.settings, self.algorithm_dir, clock, self.broker(trades), market.latest_prices
         )
 
 

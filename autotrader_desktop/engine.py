@@ -76,7 +76,7 @@ class Engine:
         self.market_data: MarketDataPort = market_data or MarketData(self.clock, settings)
         self.broker = broker or create_broker(settings, self.clock)
         self.service = Service(
-            settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_price
+            settings, algorithm_dir, self.clock, self.broker, self.market_data.latest_prices
         )
         # Absolute: each host works in a directory of its own.
         database_file = (database.data_dir() / database.DB_FILENAME).resolve()

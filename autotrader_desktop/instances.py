@@ -175,13 +175,16 @@ def stop(
 ) -> Instance:
     """Stop a running (or failed) instance, selling any open position at the last price
     (`broker` None: the instance holds no shares)."""
+    # The price first: it may come from the network, and nothing waits on the network while
+    # the database's write lock is held.
+    price = accounting.last_price(get(instance_id), price_of)
     with write_transaction():
         instance = get(instance_id)
         if instance.status == InstanceStatus.STOPPED:
             raise InstanceError(
                 f"instance {instance_id} ({instance.display_name}) is already stopped"
             )
-        _liquidate(instance, accounting.last_price(instance, price_of), broker, clock)
+        _liquidate(instance, price, broker, clock)
         instance.status, instance.stopped_at = InstanceStatus.STOPPED, clock.now()
         instance.save()
         return instance

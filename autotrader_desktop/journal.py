@@ -82,15 +82,18 @@ class Entry:
 def record(
     results: Sequence[RunResult],
     broker: Broker,
-    price_of: Callable[[str], float | None],
+    prices: Mapping[str, float | None],
     now: Callable[[], datetime],
 ) -> list[RecordedRun]:
-    """Execute and journal a batch of finished runs; returns what happened to each."""
+    """Execute and journal a batch of finished runs; returns what happened to each.
+
+    `prices`: the latest price of each run's symbol, looked up before: nothing waits on
+    the network while this holds the database's write lock.
+    """
     if not results:
         return []
     with write_transaction():
         holdings, journaled = read(results)
-        prices = {symbol: price_of(symbol) for symbol in {r.symbol for r in results}}
         entries = decide(results, holdings, journaled, prices, broker)
         write(entries, now())
     return [RecordedRun(e.run.instance_id, e.outcome, e.reason, e.fill) for e in entries]

@@ -192,19 +192,11 @@ class Orchestrator:
                 name=f"host-{name}",
                 daemon=True,
             ).start()
-        prices: dict[str, float | None] = {}
-
-        def price_of(symbol: str) -> float | None:
-            if symbol not in prices:
-                prices[symbol] = self.service.price_of(symbol)
-            return prices[symbol]
-
         while True:
             all_in = finished.all_in.wait(_POLL_S)
             batch = finished.drain()
             if batch:
-                prices.clear()
-                recorded = self.service.record_runs(batch, price_of)
+                recorded = self.service.record_runs(batch)
                 for outcome in recorded:
                     report.outcomes[outcome.outcome] = report.outcomes.get(outcome.outcome, 0) + 1
                 self.events.runs_recorded.emit(recorded)

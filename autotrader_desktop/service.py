@@ -13,7 +13,7 @@ Methods block (database, discovery): call them off any GUI thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from autotrader_desktop.journal import RecordedRun, RunResult
 from autotrader_desktop.legacy import apac_import
 from autotrader_desktop.settings import Settings
 
-PriceOf = Callable[[str], float | None]
+# The latest price of each symbol, those that need the network asked for at once.
+PricesOf = Callable[[Iterable[str]], dict[str, float | None]]
 
 
 class Service:
@@ -38,13 +39,13 @@ class Service:
         algorithm_dir: Path,
         clock: Clock,
         broker: Broker,
-        price_of: PriceOf,
+        prices_of: PricesOf,
     ) -> None:
         self.settings = settings
         self.algorithm_dir = algorithm_dir
         self.clock = clock
         self.broker = broker
-        self.price_of = price_of
+        self.prices_of = prices_of
 
     # --- instances --------------------------------------------------------------------
 
@@ -89,12 +90,21 @@ class Service:
 
     # --- trading ----------------------------------------------------------------------
 
+    def price_of(self, symbol: str) -> float | None:
+        return self.prices_of([symbol])[symbol]
+
     def record_runs(
-        self, results: Sequence[RunResult], price_of: PriceOf | None = None
+        self, results: Sequence[RunResult], prices: Mapping[str, float | None] | None = None
     ) -> list[RecordedRun]:
         """Execute and journal a batch of finished runs (the broker's fills are booked; an
-        outside broker's orders are recorded, then sent)."""
-        recorded = journal.record(results, self.broker, price_of or self.price_of, self.clock.now)
+        outside broker's orders are recorded, then sent).
+
+        `prices`: each run's symbol's latest price; asked for here when not given, all at
+        once and before the write lock (nothing waits on the network holding it).
+        """
+        if prices is None:
+            prices = self.prices_of({result.symbol for result in results})
+        recorded = journal.record(results, self.broker, prices, self.clock.now)
         if any(run.outcome == Outcome.ORDERED for run in recorded):
             self.broker.dispatch()
         return recorded

@@ -60,6 +60,9 @@ class Settings:
     # unseen (with a live broker, real money) would be a surprise; `headless` is there for
     # trading without a window.
     keep_trading_in_background: bool = False
+    # How far (in %) a price may stray from the last believed one before it is held back as
+    # a possible outlier (see feed/guard.py).
+    price_band_pct: float = 10.0
 
     @property
     def gating_enabled(self) -> bool:
@@ -105,6 +108,7 @@ ENV_VARS = {
     "trading_stream_url": "AUTOTRADER_TRADING_STREAM_URL",
     "max_order_value": "AUTOTRADER_MAX_ORDER_VALUE",
     "keep_trading_in_background": "AUTOTRADER_KEEP_TRADING_IN_BACKGROUND",
+    "price_band_pct": "AUTOTRADER_PRICE_BAND_PCT",
 }
 
 
@@ -131,6 +135,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "host_memory_limit_mb": HOST_MEMORY_LIMIT_RANGE_MB,
     # 0: no cap. Above the largest balance a cap caps nothing.
     "max_order_value": (0.0, 1e12),
+    # 1 % is tighter than a volatile stock's minute; 1,000 % lets a price grow 11-fold.
+    "price_band_pct": (1.0, 1_000.0),
 }
 WHOLE_NUMBERS = ("simulator_seed", "host_memory_limit_mb")
 

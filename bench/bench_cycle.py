@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class FixedPrices:
 
     def latest_price(self, symbol: str) -> float:
         return 100.0
+
+    def latest_prices(self, symbols: Iterable[str]) -> dict[str, float]:
+        return dict.fromkeys(symbols, 100.0)
 
 
 def seed_database(algorithms: dict[str, int]) -> None:

@@ -34,7 +34,7 @@ from autotrader_desktop import database
 from autotrader_desktop.clock import FakeClock
 from autotrader_desktop.enums import Feed
 from autotrader_desktop.feed.market_data import MarketData
-from autotrader_desktop.feed.protocol import format_minute, format_timestamp
+from autotrader_desktop.feed.protocol import format_minute, format_timestamp, parse_timestamp
 from autotrader_desktop.settings import Settings
 
 TRADES = 400_000
@@ -117,14 +117,33 @@ async def floor_run(url: str) -> float:
     return time.perf_counter() - start
 
 
-async def ingest_run(url: str) -> tuple[float, int]:
+def frame_ends(frames: list[str]) -> list[datetime]:
+    """The time of each frame's newest trade."""
+    ends = []
+    for frame in frames:
+        minute, second = max(parse_timestamp(m["t"]) for m in json.loads(frame) if m["T"] == "t")
+        ends.append(datetime.fromtimestamp(minute + second, UTC))
+    return ends
+
+
+async def ingest_run(url: str, ends: list[datetime]) -> tuple[float, int]:
     """Seconds until MarketData has parsed, aggregated and stored everything; bars stored."""
     database.db.execute_sql("DELETE FROM bars")
-    # The clock stands at the first simulated minute: minutes complete as trades move on.
+    # The clock follows the data, as a real one would: after each frame it reads that
+    # frame's newest trade time (the feed guard believes nothing dated ahead of the clock).
     clock = FakeClock(datetime.fromtimestamp(START_NS // 10**9, UTC))
     market = MarketData(clock, Settings(feed=Feed.ALPACA_IEX, stream_url=url, history_url=url))
     done = asyncio.Event()
-    market.events.data_arrived.connect(lambda: market.data_age(END) is not None and done.set())
+    frames_seen = 0
+
+    def follow() -> None:
+        nonlocal frames_seen
+        clock.set(ends[min(frames_seen, len(ends) - 1)])
+        frames_seen += 1
+        if market.data_age(END) is not None:
+            done.set()
+
+    market.events.data_arrived.connect(follow)
     start = time.perf_counter()
     await market.start()
     await done.wait()
@@ -135,17 +154,18 @@ async def ingest_run(url: str) -> tuple[float, int]:
     return elapsed, stored
 
 
-async def measure(url: str) -> tuple[list[float], list[float], int]:
+async def measure(url: str, ends: list[datetime]) -> tuple[list[float], list[float], int]:
     floors, ingests, stored = [], [], 0
     for _ in range(REPEATS):
         floors.append(await floor_run(url))
-        seconds, stored = await ingest_run(url)
+        seconds, stored = await ingest_run(url, ends)
         ingests.append(seconds)
     return floors, ingests, stored
 
 
 def main() -> int:
     os.environ["APCA_API_KEY_ID"] = os.environ["APCA_API_SECRET_KEY"] = "bench"
+    ends = frame_ends(make_frames())
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve_frames, args=(child,))
     server.start()
@@ -155,7 +175,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as data_dir:
             database.open_database(Path(data_dir))
             try:
-                floors, ingests, stored = asyncio.run(measure(url))
+                floors, ingests, stored = asyncio.run(measure(url, ends))
             finally:
                 database.close_database()
     finally:

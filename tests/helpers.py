@@ -17,7 +17,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -322,6 +322,9 @@ class FakeMarket(MarketDataPort):
 
     def data_age(self, symbol: str) -> float | None:
         return None
+
+    def latest_prices(self, symbols: Iterable[str]) -> dict[str, float | None]:
+        return {symbol: self.latest_price(symbol) for symbol in symbols}
 
 
 class Scanned:

@@ -16,7 +16,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from autotrader_desktop.credentials import Credentials
-from autotrader_desktop.feed.protocol import MinuteBar, format_minute, is_price, parse_bar
+from autotrader_desktop.feed.protocol import (
+    MinuteBar,
+    format_minute,
+    is_price,
+    parse_bar,
+    parse_timestamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +134,15 @@ class HistoryClient:
             log.warning("history from %s: skipped %d malformed bar(s)", self.base_url, skipped)
         return result
 
-    def latest_price(self, symbol: str) -> float | None:
-        """Price of the symbol's latest trade, or None if the API has none."""
+    def latest_trade(self, symbol: str) -> tuple[float, float | None] | None:
+        """Price and time (epoch s, None if unreadable) of the symbol's latest trade, or
+        None if the API has none."""
         payload = self._get(f"/v2/stocks/{quote(symbol, safe='')}/trades/latest", {})
         trade = payload.get("trade")
-        price = trade.get("p") if isinstance(trade, dict) else None
-        return float(price) if is_price(price) else None
+        if not isinstance(trade, dict) or not is_price(trade.get("p")):
+            return None
+        try:
+            minute, second = parse_timestamp(trade.get("t"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return float(trade["p"]), None
+        return float(trade["p"]), minute + second

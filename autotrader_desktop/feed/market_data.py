@@ -23,8 +23,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any, Protocol
 
 from autotrader_desktop import credentials
@@ -35,6 +35,7 @@ from autotrader_desktop.events import event
 from autotrader_desktop.feed import market_hours, sources
 from autotrader_desktop.feed.bars import BarAggregator, BarWriter, store
 from autotrader_desktop.feed.client import Backoff, FeedClient, FeedStatus
+from autotrader_desktop.feed.guard import FeedGuard
 from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.protocol import Frame, MinuteBar
 from autotrader_desktop.feed.simulator import Simulator, SimulatorThread
@@ -52,6 +53,8 @@ LOOKBACK_S = {"sim": 2 * 86_400, "alpaca": 5 * 86_400}
 FLUSH_INTERVAL_S = 0.25
 # How long a latest-trade answer stands in for a price when no stream is running.
 PRICE_CACHE_S = 1.0
+# Requests to the history and latest-trade endpoints made at once.
+REQUEST_CONCURRENCY = 8
 SIM_CREDENTIALS = credentials.Credentials("simulator", "simulator")
 
 
@@ -107,6 +110,8 @@ class MarketDataPort(LiveMarket, Protocol):
 
     def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool: ...
 
+    def latest_prices(self, symbols: Iterable[str]) -> dict[str, float | None]: ...
+
 
 class MarketData:
     """Reference-counted symbol subscriptions, latest prices, minute bars and feed status.
@@ -141,6 +146,8 @@ class MarketData:
         self._simulator = Simulator(clock, self.settings.simulator_seed)
         self._history: HistoryClient | None = None
         self._aggregator = BarAggregator()
+        # Every trade, bar and price from outside passes it before it is used.
+        self.guard = FeedGuard(self.settings.price_band_pct)
         self._last_data_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: FeedClient | None = None
@@ -327,9 +334,11 @@ class MarketData:
             return self._prepare(history, symbols)
 
     def _prepare(self, history: HistoryClient, symbols: list[str]) -> list[str]:
-        last_complete = int(self._clock.now().timestamp()) // 60 * 60 - 60
+        now = self._clock.now().timestamp()
+        last_complete = int(now) // 60 * 60 - 60
         streaming = self.status.state == FeedState.CONNECTED
-        failed = []
+        # symbol -> (first minute to fetch, the stored close before it, if any)
+        wanted: dict[str, tuple[int, float | None]] = {}
         for symbol in symbols:
             with self._lock:
                 # While the stream is up it keeps a prepared symbol's bars complete.
@@ -338,7 +347,7 @@ class MarketData:
             rows = (
                 db.connection()
                 .execute(
-                    "SELECT t FROM bars WHERE source = ? AND symbol = ? AND t <= ?"
+                    "SELECT t, c FROM bars WHERE source = ? AND symbol = ? AND t <= ?"
                     " ORDER BY t DESC LIMIT ?",
                     (self.source, symbol, last_complete, MIN_BARS),
                 )
@@ -348,22 +357,54 @@ class MarketData:
             if len(rows) >= MIN_BARS:
                 start = max(start, rows[0][0] + 60)
             if start <= last_complete:
+                wanted[symbol] = (start, rows[0][1] if rows and rows[0][0] < start else None)
+            else:
+                self.guard.seed(symbol, rows[0][1])
+                self._prepared_through(symbol, last_complete)
+        if not wanted:
+            return []
+        failed = []
+        # All symbols at once, each under the client's timeout: a hanging endpoint delays
+        # this call by one timeout, not one per symbol. Only the requests run on the pool;
+        # the database is written from this thread, holding no lock while anything waits
+        # on the network.
+        with ThreadPoolExecutor(
+            max_workers=min(REQUEST_CONCURRENCY, len(wanted)), thread_name_prefix="history"
+        ) as pool:
+            requests = {
+                pool.submit(history.bars, [symbol], start, last_complete): symbol
+                for symbol, (start, _) in wanted.items()
+            }
+            for request in as_completed(requests):
+                symbol = requests[request]
                 try:
-                    bars = history.bars([symbol], start, last_complete)[symbol]
+                    bars = request.result()[symbol]
                 except HistoryError as exc:
                     log.warning("market data: no history for %s: %s", symbol, exc)
                     failed.append(symbol)
                     continue
-                self._store_fetched(symbol, start, last_complete, bars)
+                start, before = wanted[symbol]
+                bars = self._store_fetched(symbol, start, last_complete, bars, before)
+                newest = bars[-1].c if bars else before
+                if newest is not None:
+                    self.guard.seed(symbol, newest)
                 log.info("market data: stored %d bars of %s history", len(bars), symbol)
-            with self._lock:
-                self._prepared.add(symbol)
-                self._horizon[symbol] = last_complete
-        return failed
+                self._prepared_through(symbol, last_complete)
+        return sorted(failed)
 
-    def _store_fetched(self, symbol: str, start: int, end: int, bars: list[MinuteBar]) -> None:
-        """Store what a history request answered and remember the range as asked for
-        (merged with the ranges it touches, so a symbol keeps a few rows, not one a minute)."""
+    def _prepared_through(self, symbol: str, last_complete: int) -> None:
+        with self._lock:
+            self._prepared.add(symbol)
+            self._horizon[symbol] = last_complete
+
+    def _store_fetched(
+        self, symbol: str, start: int, end: int, bars: list[MinuteBar], before: float | None
+    ) -> list[MinuteBar]:
+        """Store what a history request answered that is believed (feed/guard.py, judged
+        from `before`, the stored close before `start`) and remember the range as asked for
+        (merged with the ranges it touches, so a symbol keeps a few rows, not one a minute).
+        Returns the bars stored."""
+        bars = self.guard.history(symbol, bars, before, start, end, self._clock.now().timestamp())
         key = (self.source, symbol)
         with write_transaction():
             store(bars, source=self.source)
@@ -384,6 +425,7 @@ class MarketData:
                 "INSERT INTO bar_coverage (source, symbol, start, end) VALUES (?, ?, ?, ?)",
                 (*key, start, end),
             )
+        return bars
 
     def _missing(self, symbol: str, start: int, end: int) -> list[tuple[int, int]]:
         """The parts of [start, end] (minute starts) never asked of the history API."""
@@ -436,7 +478,16 @@ class MarketData:
             except HistoryError as exc:
                 log.warning("market data: no history for %s: %s", symbol, exc)
                 return True
-            self._store_fetched(symbol, low, high, bars)
+            before = (
+                db.connection()
+                .execute(
+                    "SELECT c FROM bars WHERE source = ? AND symbol = ? AND t < ?"
+                    " ORDER BY t DESC LIMIT 1",
+                    (self.source, symbol, low),
+                )
+                .fetchone()
+            )
+            self._store_fetched(symbol, low, high, bars, before[0] if before else None)
         return True
 
     async def _backfill_gap(self, since: float) -> None:
@@ -448,13 +499,20 @@ class MarketData:
             return
 
         recent = last_complete - self._aggregator.retention
+        now = self._clock.now().timestamp()
 
         def fetch() -> list[MinuteBar]:
             """On a thread: store what is too old to matter to the aggregator (after a long
             sleep that is most of it, and it would stall the loop); return the rest."""
             history = self._history_client()
             found = history.bars(symbols, start, last_complete) if history else {}
-            bars = [bar for rows in found.values() for bar in rows]
+            bars = [
+                bar
+                for symbol, rows in found.items()
+                for bar in self.guard.history(
+                    symbol, rows, self.guard.reference(symbol), start, last_complete, now
+                )
+            ]
             store([bar for bar in bars if bar.t < recent], source=self.source)
             return [bar for bar in bars if bar.t >= recent]
 
@@ -482,9 +540,9 @@ class MarketData:
     def _on_frame(self, frame: Frame) -> None:
         now = self._clock.now().timestamp()
         if frame.bars:
-            self._aggregator.apply_bars(frame.bars)
+            self._aggregator.apply_bars(self.guard.bars(frame.bars, now))
         if frame.trades:
-            self._aggregator.add_trades(frame.trades)
+            self._aggregator.add_trades(self.guard.trades(frame.trades, now))
         self._last_data_at = now
         self.events.data_arrived.emit()
 
@@ -497,6 +555,7 @@ class MarketData:
         if self._writer is None:
             return None
         self._aggregator.close_minutes(self._clock.now().timestamp())
+        self.guard.refresh(self._aggregator.last_price)
         rows, merges = self._aggregator.take_pending()
         future = self._writer.submit(rows, merges)
         if rows and len(self.events.bar_stored):
@@ -518,33 +577,79 @@ class MarketData:
     # --- what the engine and the window read ------------------------------------------------
 
     def latest_price(self, symbol: str) -> float | None:
-        """Price of the latest trade; thread-safe.
+        """Price of the latest trade believed (see feed/guard.py); thread-safe.
 
         The streamed price when there is one. Otherwise the latest-trade endpoint, asked
         only off the event loop (it blocks) and cached: while streaming, until a trade
         streams in; without a stream, for PRICE_CACHE_S.
         """
-        price = self._aggregator.last_price(symbol)
-        if price is not None:
-            return price
-        with self._lock:
-            cached = self._fallback_prices.get(symbol)
+        return self.latest_prices([symbol])[symbol]
+
+    def latest_prices(self, symbols: Iterable[str]) -> dict[str, float | None]:
+        """`latest_price` of each symbol; those that need the endpoint are asked at once,
+        so a hanging endpoint delays this call by one timeout, not one per symbol."""
+        prices: dict[str, float | None] = {}
+        ask: list[str] = []
         streaming = self._client is not None
         now = self._clock.now().timestamp()
-        if cached is not None and (streaming or now - cached[1] < PRICE_CACHE_S):
-            return cached[0]
-        if _on_event_loop():
-            return cached[0] if cached else None
+        on_loop = _on_event_loop()
+        for symbol in dict.fromkeys(symbols):
+            prices[symbol] = self._aggregator.last_price(symbol)
+            if prices[symbol] is not None:
+                continue
+            with self._lock:
+                cached = self._fallback_prices.get(symbol)
+            prices[symbol] = cached[0] if cached else None
+            fresh = cached is not None and (streaming or now - cached[1] < PRICE_CACHE_S)
+            if not fresh and not on_loop:
+                ask.append(symbol)
+        if not ask:
+            return prices
         try:
             history = self._history_client()
-            price = history.latest_price(symbol) if history is not None else None
-        except (HistoryError, credentials.CredentialsError) as exc:
-            log.warning("market data: no latest price for %s: %s", symbol, exc)
-            return cached[0] if cached else None
-        if price is not None:
-            with self._lock:
-                self._fallback_prices[symbol] = (price, now)
-        return price
+        except credentials.CredentialsError as exc:
+            log.warning("market data: no latest price for %s: %s", ", ".join(ask), exc)
+            return prices
+        if history is None:
+            return prices
+        for symbol in ask:
+            if self.guard.reference(symbol) is None:
+                # Judged against the newest stored close when nothing newer is known.
+                row = (
+                    db.connection()
+                    .execute(
+                        "SELECT c FROM bars WHERE symbol = ? ORDER BY t DESC LIMIT 1", (symbol,)
+                    )
+                    .fetchone()
+                )
+                if row is not None:
+                    self.guard.seed(symbol, row[0])
+        with ThreadPoolExecutor(
+            max_workers=min(REQUEST_CONCURRENCY, len(ask)), thread_name_prefix="latest-trade"
+        ) as pool:
+            answers = dict(zip(ask, pool.map(self._ask_latest_trade(history), ask), strict=True))
+        for symbol, answer in answers.items():
+            if answer is None:
+                continue
+            price = self.guard.price(symbol, *answer, now)
+            if price is not None:
+                prices[symbol] = price
+                with self._lock:
+                    self._fallback_prices[symbol] = (price, now)
+        return prices
+
+    @staticmethod
+    def _ask_latest_trade(
+        history: HistoryClient,
+    ) -> Callable[[str], tuple[float, float | None] | None]:
+        def ask(symbol: str) -> tuple[float, float | None] | None:
+            try:
+                return history.latest_trade(symbol)
+            except HistoryError as exc:
+                log.warning("market data: no latest price for %s: %s", symbol, exc)
+                return None
+
+        return ask
 
     def in_progress_bar(self, symbol: str) -> MinuteBar | None:
         """The bar of the minute in progress, from streamed trades (for the live candle)."""

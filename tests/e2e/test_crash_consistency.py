@@ -113,6 +113,9 @@ class FixedPriceMarket:
     def latest_price(self, symbol):
         return 100.0
 
+    def latest_prices(self, symbols):
+        return dict.fromkeys(symbols, 100.0)
+
 
 data_dir, algorithm_dir = Path(sys.argv[1]), Path(sys.argv[2])
 first, count = int(sys.argv[3]), int(sys.argv[4])

@@ -1,7 +1,7 @@
 """`headless` and hung algorithms as real processes (docs/behaviour.md#command-line,
 #runs-and-failures).
 
-`headless --every 0.3` runs cycles until SIGTERM or SIGINT and then exits cleanly; an
+`headless --every 1` runs cycles until SIGTERM or SIGINT and then exits cleanly; an
 algorithm that never returns (on import or in `run`) fails alone after its time limit and
 never keeps `cycle` or `headless` from exiting.
 """
@@ -95,7 +95,7 @@ def test_headless_runs_cycles_until_signalled(folders, tmp_path, signum):
     add(data_dir, algorithm_dir, "NVDA", "buyer", "10000")
     log = tmp_path / "headless.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", "headless", "--every", "0.3"],
+        ["-m", "autotrader_desktop", "headless", "--every", "1"],
         subprocess_env(data_dir, algorithm_dir),
         log,
     )
@@ -120,7 +120,7 @@ def test_headless_exits_on_sigterm_while_an_algorithm_hangs(folders, tmp_path):
     add(data_dir, algorithm_dir, "AMD", "hanger", "10000")
     log = tmp_path / "headless.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", "headless", "--every", "0.3"],
+        ["-m", "autotrader_desktop", "headless", "--every", "1"],
         # The hung run is still inside its time limit when the signal comes.
         subprocess_env(data_dir, algorithm_dir, AUTOTRADER_RUN_TIME_LIMIT="600"),
         log,

@@ -155,8 +155,13 @@ def test_alpaca_feed_survives_faults_with_correct_bars(db, clock, alpaca_env, ca
 
     async def scenario() -> MarketData:
         async with ScriptedServer(Simulator(clock)) as server:
+            # Round prices, far from the simulator's: the widest band lets them all through
+            # (the band has tests of its own).
             settings = Settings(
-                feed=Feed.ALPACA_IEX, stream_url=server.url, history_url=server.history_url
+                feed=Feed.ALPACA_IEX,
+                stream_url=server.url,
+                history_url=server.history_url,
+                price_band_pct=1000,
             )
             market = MarketData(clock, settings, backoff=Backoff(0.01, 0.05))
             market.events.status_changed.connect(changed.notify)
@@ -304,6 +309,7 @@ def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp
         APCA_API_KEY_ID=KEY,
         APCA_API_SECRET_KEY=SECRET,
         AUTOTRADER_MARKET_HOURS_GATING="off",  # on by default for Alpaca; the test runs anytime
+        AUTOTRADER_PRICE_BAND_PCT="1000",  # round prices far from the simulator's history
     )
     # Created on the feed it trades on: a data directory keeps one source's prices.
     added = run_cli_subprocess(["--feed", "alpaca-iex", "add", "AAPL", "buyer", "100000"], env)
@@ -320,7 +326,7 @@ def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *["-m", "autotrader_desktop", "--feed", "alpaca-iex", *urls],
-                *["headless", "--every", "0.5"],
+                *["headless", "--every", "1"],
                 env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -348,6 +354,10 @@ def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp
                 await server.wait_connected()
                 await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
                 assert server.received[0] == {"action": "auth", "key": KEY, "secret": SECRET}
+                # History first: it is what a lone trade's price is judged against.
+                await server.changed.wait_for(
+                    lambda: "bars of AAPL history" in "".join(lines), timeout=30
+                )
                 await fills_at(123.45)
                 server.script = ["406"]  # the next connection is refused
                 server.drop()

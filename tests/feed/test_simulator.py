@@ -151,7 +151,7 @@ def test_history_errors_are_clear(simulator):
     with pytest.raises(HistoryError, match=r"HTTP 401: forbidden\. \(check the API key"):
         client.bars(["AAPL"], LAST_COMPLETE, EPOCH_NOW)
     with pytest.raises(HistoryError, match=r"cannot reach http://127\.0\.0\.1:9"):
-        HistoryClient("http://127.0.0.1:9", timeout=2).latest_price("AAPL")
+        HistoryClient("http://127.0.0.1:9", timeout=2).latest_trade("AAPL")
 
 
 def test_history_skips_malformed_rows(caplog):
@@ -167,7 +167,9 @@ def test_latest_trade_is_the_price_path_tick(simulator):
     status, payload = simulator.rest("/v2/stocks/NVDA/trades/latest")
     assert status == 200 and payload["symbol"] == "NVDA"
     assert payload["trade"]["p"] == price_path.price_at("NVDA", NOW)
-    assert in_process(simulator).latest_price("NVDA") == price_path.price_at("NVDA", NOW)
+    price, when = in_process(simulator).latest_trade("NVDA")
+    assert price == price_path.price_at("NVDA", NOW)
+    assert NOW.timestamp() - 1 < when <= NOW.timestamp()
 
 
 def test_http_serves_the_same_history():
@@ -279,7 +281,7 @@ def test_runs_stand_alone(tmp_path):
         line = process.stdout.readline()
         history_url = line.split("history ")[1].strip()
         client = HistoryClient(history_url)
-        assert client.latest_price("AAPL") is not None
+        assert client.latest_trade("AAPL") is not None
     finally:
         process.terminate()
         process.wait(timeout=10)

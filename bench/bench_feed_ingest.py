@@ -133,6 +133,10 @@ async def ingest_run(url: str, ends: list[datetime]) -> tuple[float, int]:
     # frame's newest trade time (the feed guard believes nothing dated ahead of the clock).
     clock = FakeClock(datetime.fromtimestamp(START_NS // 10**9, UTC))
     market = MarketData(clock, Settings(feed=Feed.ALPACA_IEX, stream_url=url, history_url=url))
+    # Every symbol's reference price, as the history stored on subscribing gives it.
+    for i in range(SYMBOLS):
+        market.guard.seed(f"S{i:03d}", 100.0)
+    market.guard.seed(END, 100.0)
     done = asyncio.Event()
     frames_seen = 0
 

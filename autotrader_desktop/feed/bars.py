@@ -19,12 +19,12 @@ history API) or older than the retention is merged in SQL: high, low and volume.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from autotrader_desktop.database import db, write_transaction
 from autotrader_desktop.feed import sources
-from autotrader_desktop.feed.protocol import MinuteBar, Trades
+from autotrader_desktop.feed.protocol import MinuteBar, Trade, Trades
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +70,41 @@ class BarAggregator:
         self._pending: dict[tuple[str, int], list] = {}
         self._merges: list[Merge] = []
 
-    def add_trades(self, trades: Trades) -> None:
+    def add_trades(
+        self, trades: Trades, within: Callable[[str, float], bool] | None = None
+    ) -> list[Trade]:
+        """Add trades to their bars. With `within` (symbol, price -> believable?), a trade
+        that would extend its bar's range or start a bar is added only if `within` says
+        so; the others are returned, in order, for a closer look. A trade inside the range
+        of trades already believed needs no check: that keeps the check off the hot path.
+        """
         open_bars, add_other = self._open, self._add_trade
+        suspects: list[Trade] = []
         columns = (trades.symbols, trades.prices, trades.sizes, trades.minutes, trades.seconds)
         for symbol, price, size, minute, second in zip(*columns, strict=True):
             # The hot path: a trade for the bar in progress. Bars are lists, see above.
             bar = open_bars.get(symbol)
             if bar is not None and bar[8] == minute:
                 if price > bar[1]:
+                    if within is not None and not within(symbol, price):
+                        suspects.append(Trade(symbol, price, size, minute, second))
+                        continue
                     bar[1] = price
                 elif price < bar[2]:
+                    if within is not None and not within(symbol, price):
+                        suspects.append(Trade(symbol, price, size, minute, second))
+                        continue
                     bar[2] = price
                 bar[4] += size
                 if second >= bar[6]:
                     bar[3], bar[6] = price, second
                 elif second < bar[5]:
                     bar[0], bar[5] = price, second
-            else:
+            elif within is None or within(symbol, price):
                 add_other(symbol, price, size, minute, second)
+            else:
+                suspects.append(Trade(symbol, price, size, minute, second))
+        return suspects
 
     def _add_trade(
         self, symbol: str, price: float, size: float, minute: int, second: float

@@ -21,9 +21,12 @@ chart, or a fill:
 Ignored data is logged once per symbol, then again only after a quiet minute, and counted
 in `ignored`.
 
-The stream's hot path (hundreds of thousands of trades a second) checks a frame a column at
-a time with builtins; only a frame with something unusual in it is judged trade by trade.
-References move with the believed prices at every `refresh()` (the feed's flush tick).
+The stream's hot path (hundreds of thousands of trades a second) pays almost nothing: dates
+are checked a frame at a time with builtins (`timely`), and the band only for trades that
+would extend their bar's range or start a bar (`within`, called by the bar aggregator); a
+trade inside the range of trades already believed needs no check. Only the trades `within`
+doubts are judged one by one (`judge`). References follow the believed prices at every
+`refresh()` (the feed's flush tick).
 """
 
 from __future__ import annotations
@@ -31,12 +34,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from operator import add, le
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from autotrader_desktop.feed.bars import RETENTION_S
-from autotrader_desktop.feed.protocol import MinuteBar, Trades
+from autotrader_desktop.feed.protocol import MinuteBar, Trade, Trades
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ DEFAULT_BAND_PCT = 10.0
 # Clocks disagree by milliseconds when both are synchronised; more than this is no clock
 # skew but a date that has not happened.
 FUTURE_TOLERANCE_S = 5.0
-# A late trade may correct a minute the aggregator still holds; older ones are not believed.
-LATE_LIMIT_S = RETENTION_S
+# A late trade may correct a minute the bar aggregator still holds (its retention, which
+# the feed passes in); older ones are not believed.
+LATE_LIMIT_S = 2 * 3600.0
 CONFIRMATIONS = 3
 LOG_QUIET_S = 60.0
 
@@ -101,8 +103,11 @@ class FeedGuard:
     `seed` and `reference` may be called from any thread.
     """
 
-    def __init__(self, band_pct: float = DEFAULT_BAND_PCT) -> None:
+    def __init__(
+        self, band_pct: float = DEFAULT_BAND_PCT, late_limit: float = LATE_LIMIT_S
+    ) -> None:
         self.band_pct = band_pct
+        self.late_limit = late_limit
         self._factor = 1 + band_pct / 100
         self._lock = threading.Lock()
         self._levels: dict[str, _Level] = {}
@@ -127,14 +132,17 @@ class FeedGuard:
 
     def _set(self, symbol: str, level: _Level, price: float) -> None:
         level.reference = price
-        if level.held:
-            # Held prices are judged in order by the slow path: keep the symbol off the
-            # hot path until they are settled.
+        self._sync(symbol, level)
+
+    def _sync(self, symbol: str, level: _Level) -> None:
+        """The band `within` checks: none while trades are held, so that every doubtful
+        trade of the symbol is judged (and settles the held ones) until they are settled."""
+        if level.reference is None or level.held:
             self._low.pop(symbol, None)
             self._high.pop(symbol, None)
         else:
-            self._low[symbol] = price / self._factor
-            self._high[symbol] = price * self._factor
+            self._low[symbol] = level.reference / self._factor
+            self._high[symbol] = level.reference * self._factor
 
     def refresh(self, last_price: Callable[[str], float | None]) -> None:
         """Move each reference to the newest believed price (the close of its newest bar)."""
@@ -146,60 +154,64 @@ class FeedGuard:
 
     # --- the stream -----------------------------------------------------------------------
 
-    def trades(self, trades: Trades, now: float) -> Trades:
-        """The trades of a frame that are believed, in order (held ones released later)."""
+    def timely(self, trades: Trades, now: float) -> Trades:
+        """The trades dated neither ahead of the clock (beyond the tolerance) nor too late.
+
+        The hot path: a frame is checked by its span (which the parser found for free);
+        only a frame with a doubtful date in it is looked at trade by trade.
+        """
         if not trades:
             return trades
-        latest = now + FUTURE_TOLERANCE_S
-        minutes, prices, symbols = trades.minutes, trades.prices, trades.symbols
-        try:
-            if (
-                min(minutes) >= now - LATE_LIMIT_S
-                and (
-                    max(minutes) + 60 <= latest or max(map(add, minutes, trades.seconds)) <= latest
-                )
-                and all(map(le, map(self._low.__getitem__, symbols), prices))
-                and all(map(le, prices, map(self._high.__getitem__, symbols)))
-            ):
-                return trades
-        except KeyError:
-            pass  # a symbol without a reference yet
-        return self._judge_trades(trades, now)
-
-    def _judge_trades(self, trades: Trades, now: float) -> Trades:
-        accepted: list = []
-        ignored: list = []
+        earliest, latest = trades.time_span()
+        if earliest >= now - self.late_limit and latest <= now + FUTURE_TOLERANCE_S:
+            return trades
+        kept = []
         with self._lock:
             for trade in trades:
-                when = trade.time
-                if when > now + FUTURE_TOLERANCE_S:
+                problem = self._date_problem(trade.time, now)
+                if problem is None:
+                    kept.append(trade)
+                else:
                     self._ignore(
-                        trade.symbol,
-                        now,
-                        f"a trade of {trade.symbol} at {trade.price:g} dated {_when(when)}, "
-                        f"{when - now:,.0f} s ahead of this computer's clock",
+                        trade.symbol, now, f"a trade of {trade.symbol} at {trade.price:g} {problem}"
                     )
-                    continue
-                if when < now - LATE_LIMIT_S:
-                    self._ignore(
-                        trade.symbol,
-                        now,
-                        f"a trade of {trade.symbol} dated {_when(when)}, more than "
-                        f"{LATE_LIMIT_S / 3600:g} h late",
-                    )
-                    continue
+        return Trades.of(kept)
+
+    def within(self, symbol: str, price: float) -> bool:
+        """Whether `price` is inside the symbol's band (False without a reference)."""
+        low = self._low.get(symbol)
+        return low is not None and low <= price <= self._high[symbol]
+
+    def judge(
+        self, trades: Iterable[Trade], now: float, believed_at: Callable[[str], float | None]
+    ) -> Trades:
+        """The trades `within` had doubts about: those believed, and held ones released.
+
+        `believed_at(symbol)`: the time of the newest trade already believed; a held trade
+        from no later than that is an outlier (the market went on at the old level).
+        """
+        accepted: list[Trade] = []
+        ignored: list[Trade] = []
+        with self._lock:
+            for trade in trades:
                 level = self._levels.setdefault(trade.symbol, _Level())
+                since = believed_at(trade.symbol)
+                self._drop_stale(trade.symbol, level, since, ignored)
                 before = level.reference
                 if level.judge(trade.price, trade, self._factor, accepted, ignored):
                     self._moved(trade.symbol, before, trade.price, "trades")
-                if level.reference is not None:
-                    self._set(trade.symbol, level, level.reference)
-                elif level.held:
-                    self._low.pop(trade.symbol, None)
-                    self._high.pop(trade.symbol, None)
+                self._drop_stale(trade.symbol, level, since, ignored)
             for trade in ignored:
                 self._outlier(trade.symbol, trade.price, now)
         return Trades.of(accepted)
+
+    def _drop_stale(
+        self, symbol: str, level: _Level, since: float | None, ignored: list[Trade]
+    ) -> None:
+        if level.held and since is not None:
+            ignored += [held for _, held in level.held if held.time <= since]
+            level.held = [(price, held) for price, held in level.held if held.time > since]
+        self._sync(symbol, level)
 
     def bars(self, bars: Sequence[MinuteBar], now: float) -> list[MinuteBar]:
         """The stream's bars ("b", "u") that are believed: ended, recent, coherent, in band."""
@@ -207,8 +219,8 @@ class FeedGuard:
         with self._lock:
             for bar in bars:
                 problem = self._bar_problem(bar, now)
-                if problem is None and bar.t < now - LATE_LIMIT_S:
-                    problem = f"more than {LATE_LIMIT_S / 3600:g} h late"
+                if problem is None and bar.t < now - self.late_limit:
+                    problem = f"dated {_when(bar.t)}, more than {self.late_limit / 3600:g} h ago"
                 level = self._levels.setdefault(bar.symbol, _Level())
                 reference = level.reference
                 if (
@@ -282,6 +294,13 @@ class FeedGuard:
             return price
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _date_problem(self, when: float, now: float) -> str | None:
+        if when > now + FUTURE_TOLERANCE_S:
+            return f"dated {_when(when)}, {when - now:,.0f} s ahead of this computer's clock"
+        if when < now - self.late_limit:
+            return f"dated {_when(when)}, more than {self.late_limit / 3600:g} h ago"
+        return None
 
     def _in_band(self, price: float, reference: float) -> bool:
         return reference <= price * self._factor and price <= reference * self._factor

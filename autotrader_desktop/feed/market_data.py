@@ -147,7 +147,7 @@ class MarketData:
         self._history: HistoryClient | None = None
         self._aggregator = BarAggregator()
         # Every trade, bar and price from outside passes it before it is used.
-        self.guard = FeedGuard(self.settings.price_band_pct)
+        self.guard = FeedGuard(self.settings.price_band_pct, self._aggregator.retention)
         self._last_data_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: FeedClient | None = None
@@ -539,10 +539,14 @@ class MarketData:
 
     def _on_frame(self, frame: Frame) -> None:
         now = self._clock.now().timestamp()
+        aggregator, guard = self._aggregator, self.guard
         if frame.bars:
-            self._aggregator.apply_bars(self.guard.bars(frame.bars, now))
+            aggregator.apply_bars(guard.bars(frame.bars, now))
         if frame.trades:
-            self._aggregator.add_trades(self.guard.trades(frame.trades, now))
+            # Trades that would move a bar beyond the believed range get a closer look.
+            doubtful = aggregator.add_trades(guard.timely(frame.trades, now), guard.within)
+            if doubtful:
+                aggregator.add_trades(guard.judge(doubtful, now, aggregator.data_time))
         self._last_data_at = now
         self.events.data_arrived.emit()
 

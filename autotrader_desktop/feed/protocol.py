@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeGuard
@@ -92,10 +92,18 @@ class Trades:
     sizes: Sequence[float] = ()
     minutes: Sequence[int] = ()
     seconds: Sequence[float] = ()
+    # (earliest minute, latest trade time) when the parser knew them for free; else None.
+    span: tuple[int, float] | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, trades: Iterable[Trade]) -> Trades:
         return cls(*zip(*trades, strict=True))
+
+    def time_span(self) -> tuple[int, float]:
+        """(earliest minute, an upper bound of the latest trade time) of non-empty trades."""
+        if self.span is not None:
+            return self.span
+        return min(self.minutes), max(self.minutes) + max(self.seconds)
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -303,16 +311,20 @@ def _batch_of_trades(items: list) -> Trades | None:
         ):
             return None
         minute_texts = set(map(_MINUTE_TEXT, stamps))
+        seconds = tuple(map(float, map(_SECONDS_TEXT, stamps)))
+        first, last = min(seconds), max(seconds)
+        if not (first >= 0 and last < 60):
+            return None
         if len(minute_texts) == 1:  # the usual case: the whole frame within one minute
-            minutes = (_minute_cache[minute_texts.pop()],) * len(stamps)
+            minute = _minute_cache[minute_texts.pop()]
+            minutes: Sequence[int] = (minute,) * len(stamps)
+            span = (minute, minute + last)
         else:
             minutes = tuple(map(_minute_cache.__getitem__, map(_MINUTE_TEXT, stamps)))
-        seconds = tuple(map(float, map(_SECONDS_TEXT, stamps)))
-        if not (min(seconds) >= 0 and max(seconds) < 60):
-            return None
+            span = (min(minutes), max(minutes) + last)
     except (TypeError, KeyError, IndexError, ValueError):
         return None
-    return Trades(symbols, prices, sizes, minutes, seconds)
+    return Trades(symbols, prices, sizes, minutes, seconds, span)
 
 
 def parse_frame(raw: str | bytes) -> Frame:

@@ -102,12 +102,13 @@ def test_a_future_dated_and_an_absurd_trade_never_become_a_fill_bar_or_price(tmp
                 good = round(close * 1.01, 2)
                 await server.send(trade(good))
                 await two_cycles()
-                assert (await asyncio.to_thread(paid))[-1] == good
+                fills = await asyncio.to_thread(paid)
+                assert fills[-1] == good
                 # Five times the price, dated 2100; then 9.9e14, dated now.
                 await server.send(trade(good * 5, YEAR_2100_NS))
                 await server.send(trade(9.9e14))
                 await two_cycles()
-                assert set(await asyncio.to_thread(paid)) == {good}
+                assert set((await asyncio.to_thread(paid))[len(fills) - 1 :]) == {good}
                 # The next believed trade is the price again: nothing was pinned.
                 better = round(good * 1.02, 2)
                 await server.send(trade(better))

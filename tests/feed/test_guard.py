@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from autotrader_desktop.feed.bars import BarAggregator
 from autotrader_desktop.feed.guard import CONFIRMATIONS, FUTURE_TOLERANCE_S, FeedGuard
 from autotrader_desktop.feed.protocol import MinuteBar, Trade, Trades
 
@@ -20,8 +21,23 @@ def trades(*items: tuple[str, float, float]) -> Trades:
     )
 
 
-def prices(accepted: Trades) -> list[float]:
-    return list(accepted.prices)
+class Feed:
+    """The guard where the feed uses it: dates first, then the band for the trades that
+    would extend a bar's range, then a judgement of the doubtful ones."""
+
+    def __init__(self, guard: FeedGuard) -> None:
+        self.guard = guard
+        self.bars = BarAggregator()
+
+    def trades(self, frame: Trades, now: float = NOW) -> list[float]:
+        """The prices of `frame` that reach the bars: believed at once, then after a look."""
+        timely = self.guard.timely(frame, now)
+        doubtful = self.bars.add_trades(timely, self.guard.within)
+        judged = self.guard.judge(doubtful, now, self.bars.data_time)
+        self.bars.add_trades(judged)
+        rest = list(doubtful)
+        at_once = [t.price for t in timely if t not in rest or rest.remove(t)]
+        return at_once + list(judged.prices)
 
 
 def guard_at(price: float = 100.0, symbol: str = "NVDA") -> FeedGuard:
@@ -30,95 +46,102 @@ def guard_at(price: float = 100.0, symbol: str = "NVDA") -> FeedGuard:
     return guard
 
 
-def test_trades_in_the_band_pass_untouched():
+def feed_at(price: float = 100.0) -> Feed:
+    return Feed(guard_at(price))
+
+
+def test_dates_in_the_window_pass_untouched():
     guard = guard_at(100.0)
     frame = trades(("NVDA", 100.5, NOW - 1), ("NVDA", 109.9, NOW), ("NVDA", 91.0, NOW))
-    assert guard.trades(frame, NOW) is frame  # the hot path: no copy
+    assert guard.timely(frame, NOW) is frame  # the hot path: no copy
+    assert Feed(guard).trades(frame) == [100.5, 109.9, 91.0]
     assert guard.ignored == 0
 
 
 def test_a_future_dated_trade_and_an_absurd_price_are_not_believed(caplog):
-    guard = guard_at(100.0)
+    feed = feed_at(100.0)
     frame = trades(
+        ("NVDA", 100.0, NOW - 1),
         ("NVDA", 500.0, YEAR_2100),  # five times the price, dated 2100
         ("NVDA", 9.9e14, NOW),
         ("NVDA", 100.2, NOW),
     )
-    assert prices(guard.trades(frame, NOW)) == [100.2]
-    assert guard.ignored == 2
+    assert feed.trades(frame) == [100.0, 100.2]
+    assert feed.guard.ignored == 2
     assert "a trade of NVDA at 500 dated 2100-01-01 00:00:00 UTC" in caplog.text
-    assert guard.reference("NVDA") == 100.2
+    assert feed.bars.last_price("NVDA") == 100.2
+    assert feed.bars.in_progress("NVDA").h == 100.2  # what the chart's live candle shows
 
 
 def test_a_trade_a_little_ahead_of_the_clock_is_believed():
-    guard = guard_at(100.0)
-    ahead = trades(("NVDA", 100.0, NOW + FUTURE_TOLERANCE_S - 0.5))
-    assert prices(guard.trades(ahead, NOW)) == [100.0]
-    too_far = trades(("NVDA", 100.0, NOW + FUTURE_TOLERANCE_S + 0.5))
-    assert prices(guard.trades(too_far, NOW)) == []
+    feed = feed_at(100.0)
+    assert feed.trades(trades(("NVDA", 100.0, NOW + FUTURE_TOLERANCE_S - 0.5))) == [100.0]
+    assert feed.trades(trades(("NVDA", 100.0, NOW + FUTURE_TOLERANCE_S + 0.5))) == []
 
 
 def test_trades_older_than_the_minutes_kept_are_not_believed():
-    guard = guard_at(100.0)
-    assert prices(guard.trades(trades(("NVDA", 100.0, NOW - 3 * 3600)), NOW)) == []
-    assert prices(guard.trades(trades(("NVDA", 100.0, NOW - 3600)), NOW)) == [100.0]
+    feed = feed_at(100.0)
+    assert feed.trades(trades(("NVDA", 100.0, NOW - 3 * 3600))) == []
+    assert feed.trades(trades(("NVDA", 100.0, NOW - 3600))) == [100.0]
 
 
 def test_a_real_move_is_believed_once_trades_agree(caplog):
-    guard = guard_at(100.0)
+    feed = feed_at(100.0)
     moved = [("NVDA", 130.0 + i / 10, NOW) for i in range(CONFIRMATIONS)]
     for item in moved[:-1]:
-        assert prices(guard.trades(trades(item), NOW)) == []  # held back
-    assert prices(guard.trades(trades(moved[-1]), NOW)) == [130.0, 130.1, 130.2]
-    assert guard.reference("NVDA") == 130.2
+        assert feed.trades(trades(item)) == []  # held back
+    assert feed.trades(trades(moved[-1])) == [130.0, 130.1, 130.2]
+    assert feed.guard.reference("NVDA") == 130.2
     assert "NVDA moved beyond the ±10 % band, from 100 to 130.2" in caplog.text
-    assert guard.ignored == 0
+    assert feed.guard.ignored == 0
 
 
 def test_held_outliers_are_dropped_when_a_believed_price_follows(caplog):
-    guard = guard_at(100.0)
-    assert prices(guard.trades(trades(("NVDA", 500.0, NOW), ("NVDA", 500.0, NOW)), NOW)) == []
-    assert prices(guard.trades(trades(("NVDA", 100.1, NOW)), NOW)) == [100.1]
-    assert guard.ignored == 2
-    assert "a price of NVDA at 500: outside the ±10 % band around 100.1" in caplog.text
-    # The outliers never count towards a later confirmation.
-    assert prices(guard.trades(trades(("NVDA", 500.0, NOW)), NOW)) == []
+    feed = feed_at(100.0)
+    assert feed.trades(trades(("NVDA", 100.0, NOW - 2))) == [100.0]
+    assert feed.trades(trades(("NVDA", 500.0, NOW - 1), ("NVDA", 500.0, NOW - 1))) == []
+    # Believed at once (inside the minute's range): the held ones are outliers now.
+    assert feed.trades(trades(("NVDA", 100.0, NOW))) == [100.0]
+    # No third confirmation: an outlier too, dated no later than a believed trade.
+    assert feed.trades(trades(("NVDA", 500.0, NOW))) == []
+    assert feed.guard.ignored == 3
+    assert "a price of NVDA at 500: outside the ±10 % band around 100" in caplog.text
 
 
 def test_without_a_reference_trades_must_agree_first():
-    guard = FeedGuard()
+    feed = Feed(FeedGuard())
     frame = trades(("AAPL", 9.9e14, NOW), ("AAPL", 190.0, NOW), ("AAPL", 190.1, NOW))
-    assert prices(guard.trades(frame, NOW)) == []
-    assert prices(guard.trades(trades(("AAPL", 190.2, NOW)), NOW)) == [190.0, 190.1, 190.2]
-    assert guard.ignored == 1
+    assert feed.trades(frame) == []
+    assert feed.trades(trades(("AAPL", 190.2, NOW))) == [190.0, 190.1, 190.2]
+    assert feed.guard.ignored == 1
 
 
 def test_trades_held_for_want_of_a_reference_are_used_once_history_gives_one():
-    guard = FeedGuard()
-    assert prices(guard.trades(trades(("AAPL", 190.0, NOW)), NOW)) == []
-    guard.seed("AAPL", 189.5)  # history arrived
-    assert prices(guard.trades(trades(("AAPL", 190.3, NOW)), NOW)) == [190.0, 190.3]
+    feed = Feed(FeedGuard())
+    assert feed.trades(trades(("AAPL", 190.0, NOW - 1))) == []
+    feed.guard.seed("AAPL", 189.5)  # history arrived
+    assert feed.trades(trades(("AAPL", 190.3, NOW))) == [190.0, 190.3]
 
 
 def test_outliers_are_logged_once(caplog):
-    guard = guard_at(100.0)
+    feed = feed_at(100.0)
     for i in range(100):
         now = NOW + i / 10
-        guard.trades(trades(("NVDA", 9.9e14, now), ("NVDA", 100.0, now)), now)
-    assert guard.ignored == 100
+        feed.trades(trades(("NVDA", 9.9e14, now), ("NVDA", 100.0, now)), now)
+    assert feed.guard.ignored == 100
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     # A new episode after a quiet minute is logged again.
-    guard.trades(trades(("NVDA", 9.9e14, NOW + 120)), NOW + 120)
-    guard.trades(trades(("NVDA", 100.0, NOW + 120)), NOW + 120)
+    feed.trades(trades(("NVDA", 9.9e14, NOW + 120)), NOW + 120)
+    feed.trades(trades(("NVDA", 100.0, NOW + 120)), NOW + 120)
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
 def test_references_follow_the_believed_prices():
-    guard = guard_at(100.0)
-    guard.refresh({"NVDA": 108.0}.get)
+    feed = feed_at(100.0)
+    feed.guard.refresh({"NVDA": 108.0}.get)
     # 118 is within 10 % of 108, not of 100.
-    assert prices(guard.trades(trades(("NVDA", 118.0, NOW)), NOW)) == [118.0]
+    assert feed.trades(trades(("NVDA", 118.0, NOW))) == [118.0]
 
 
 def bar(t: int, o: float, h: float, low: float, c: float, symbol: str = "NVDA") -> MinuteBar:

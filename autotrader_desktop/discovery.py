@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -46,6 +47,9 @@ from autotrader_desktop.paths import is_frozen, worker_env
 log = logging.getLogger(__name__)
 
 IMPORT_TIMEOUT_S = 10.0
+# Algorithm files are small (the examples are a few kB). A bigger file is excluded unread:
+# parsing a 50 MB file took a minute and 15 GB of memory.
+MAX_SOURCE_BYTES = 2**20
 # Starting the worker (a fresh interpreter importing the data API) is not charged to any
 # file; this limit only catches a worker that cannot start at all.
 STARTUP_TIMEOUT_S = 60.0
@@ -99,9 +103,11 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
     sources: dict[str, bytes] = {}
     for path in paths:
         try:
-            sources[path.stem] = path.read_bytes()
+            sources[path.stem] = _read_source(path)
         except OSError as exc:
             verdicts[path] = _Verdict(False, f"cannot read the file: {exc.strerror or exc}", False)
+        except _Unusable as exc:
+            verdicts[path] = _Verdict(False, str(exc), False)
     # Each file is hashed once: the facts cache and the verdict key both use the digest.
     digests = {id(source): hashlib.sha256(source).digest() for source in sources.values()}
     facts = _Facts(digests)
@@ -209,16 +215,44 @@ class _Facts:
             log.warning("discovery: cannot cache import facts (%s)", exc)
 
 
+class _Unusable(Exception):
+    """A file that is not read as an algorithm (too big, not a regular file)."""
+
+
+def _read_source(path: Path) -> bytes:
+    """The file's bytes, reading at most MAX_SOURCE_BYTES + 1 of them.
+
+    Non-blocking open: a symlink to a FIFO must not hang the scan.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Unusable("not a regular file")
+        source = file.read(MAX_SOURCE_BYTES + 1)
+        if len(source) > MAX_SOURCE_BYTES:
+            size = os.fstat(fd).st_size
+            raise _Unusable(
+                f"too large to be an algorithm file ({size / 2**20:,.1f} MB; at most "
+                f"{MAX_SOURCE_BYTES // 2**20} MB is read)"
+            )
+    return source
+
+
+def _is_candidate(entry: os.DirEntry) -> bool:
+    """A `*.py` file to list: a file, or a symlink (a broken or looping one is listed too,
+    and excluded with its reason, rather than hiding it or failing the whole folder)."""
+    if not entry.name.endswith(".py") or entry.name.startswith(("_", ".")):
+        return False
+    try:
+        return entry.is_file() or entry.is_symlink()
+    except OSError:  # a symlink loop
+        return True
+
+
 def _list_folder(folder: Path) -> list[Path]:
     try:
         with os.scandir(folder) as entries:
-            names = [
-                entry.name
-                for entry in entries
-                if entry.name.endswith(".py")
-                and not entry.name.startswith(("_", "."))
-                and entry.is_file()
-            ]
+            names = [entry.name for entry in entries if _is_candidate(entry)]
     except FileNotFoundError:
         raise AlgorithmFolderError(
             f"The algorithm folder {folder} does not exist. Create it, or choose another "
@@ -419,15 +453,13 @@ def _worker_pass(jobs: list[snapshot.Snapshot], timeout: float) -> list[_Verdict
                 said = stderr.read().decode(errors="replace").strip().splitlines()
                 detail = said[-1] if said else _exit_text(proc.returncode)
             return [_not_checked(detail)] * len(jobs)
+        # Cached like any verdict, so that a file that hangs or kills the worker costs one
+        # time-out, not one per scan; editing the file checks it again.
         if outcome == "hung":
-            # Not cached: slowness may come from the machine, not the file.
-            verdicts.append(_Verdict(False, f"import did not finish within {timeout:g} s", False))
+            verdicts.append(_Verdict(False, f"import did not finish within {timeout:g} s"))
         elif outcome == "died":
             code = proc.returncode
-            # A signal may be the machine's doing (the OOM killer); an exit code is the file's.
-            verdicts.append(
-                _Verdict(False, f"import ended the process ({_exit_text(code)})", code >= 0)
-            )
+            verdicts.append(_Verdict(False, f"import ended the process ({_exit_text(code)})"))
         return verdicts
 
 

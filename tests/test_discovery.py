@@ -3,6 +3,8 @@ files, the worker, the cache."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import textwrap
 
@@ -12,7 +14,7 @@ from autotrader_desktop import discovery
 from autotrader_desktop.algorithm_loader import MODULE_PREFIX
 from autotrader_desktop.discovery import AlgorithmFile, AlgorithmFolderError, scan
 from autotrader_desktop.enums import Conventions
-from tests.helpers import EXAMPLES, write_algorithm
+from tests.helpers import EXAMPLES, run_cli_subprocess, subprocess_env, write_algorithm
 
 GOOD = textwrap.dedent(
     """
@@ -246,12 +248,10 @@ def test_hanging_import_is_excluded_and_the_rest_still_checked(db, algo_dir, mon
         "b_hangs": "import did not finish within 2 s",
         "c_after": None,
     }
-    # A timeout may be the machine's fault: it is not cached, the file is tried again.
+    # Cached like every verdict: the next scan costs no time-out (and starts no worker).
     starts = record_worker_starts(monkeypatch)
-    again = reasons(scan(algo_dir, import_timeout=2))
-    assert starts == [1]
-    assert again["a_before"] is None and again["c_after"] is None
-    assert again["b_hangs"].startswith("not checked: the discovery worker failed to start")
+    assert reasons(scan(algo_dir, import_timeout=2)) == reasons(files)
+    assert starts == []
 
 
 def test_prints_at_import_do_not_disturb_discovery(db, algo_dir):
@@ -394,3 +394,57 @@ def test_worker_command_from_source_and_frozen(monkeypatch):
     ]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert discovery.worker_command() == [sys.executable, "_discovery-worker"]
+
+
+def test_a_file_that_ends_the_worker_is_cached_too(db, algo_dir, monkeypatch):
+    write_algorithm(algo_dir, "killer", with_good("import os, signal\nos.kill(os.getpid(), 9)\n"))
+    first = reasons(scan(algo_dir))
+    assert first == {"killer": "import ended the process (signal 9)"}
+    starts = record_worker_starts(monkeypatch)
+    assert reasons(scan(algo_dir)) == first
+    assert starts == []
+
+
+def test_a_big_file_is_excluded_without_being_read(db, algo_dir, monkeypatch):
+    """A 50 MB file is refused after reading 1 MB: nothing parses or imports it."""
+    big = algo_dir / "big.py"
+    with big.open("w") as file:
+        file.write(GOOD)
+        file.write("# padding\n" * (5 * 2**20))
+    write_algorithm(algo_dir, "small", GOOD)
+    starts = record_worker_starts(monkeypatch)
+    files = scan(algo_dir)
+    assert reasons(files)["big"] == (
+        "too large to be an algorithm file (50.0 MB; at most 1 MB is read)"
+    )
+    assert starts == [1]  # the worker ran for small.py only (and failed: it is disabled)
+    assert reasons(files)["small"].startswith("not checked")
+
+
+def test_symlink_loops_and_unreadable_files_are_their_own_exclusions(db, algo_dir):
+    write_algorithm(algo_dir, "good", GOOD)
+    (algo_dir / "loop.py").symlink_to("loop.py")
+    (algo_dir / "dangling.py").symlink_to("gone.py")
+    os.mkfifo(algo_dir / "fifo_target")
+    (algo_dir / "pipe.py").symlink_to("fifo_target")
+    assert reasons(scan(algo_dir)) == {
+        "dangling": "cannot read the file: No such file or directory",
+        "good": None,
+        "loop": "cannot read the file: Too many levels of symbolic links",
+        "pipe": "not a regular file",
+    }
+
+
+def test_the_command_line_lists_a_symlink_loop_as_one_file(tmp_path):
+    data, folder = tmp_path / "data", tmp_path / "algorithm"
+    folder.mkdir()
+    write_algorithm(folder, "good", GOOD)
+    (folder / "loop.py").symlink_to("loop.py")
+    env = subprocess_env(data, folder)
+    assert run_cli_subprocess(["add", "NVDA", "good", "100"], env).returncode == 0
+    result = run_cli_subprocess(["algorithms", "--json"], env)
+    assert result.returncode == 0, result.stderr
+    assert {f["name"]: f["available"] for f in json.loads(result.stdout)} == {
+        "good": True,
+        "loop": False,
+    }

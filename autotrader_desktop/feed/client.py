@@ -41,6 +41,13 @@ from autotrader_desktop.feed.protocol import (
 )
 
 log = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, the auth frame (key and secret) included, to whoever
+# listens: a root logger at DEBUG (`-v`, or an algorithm's logging.basicConfig) would write
+# the secret to the log. The connections get a logger of their own whose level is set here,
+# whatever the root logger's; websockets' own loggers get the same floor.
+_WEBSOCKET_LOG = logging.getLogger("autotrader_desktop.feed.websocket")
+for _logger in (_WEBSOCKET_LOG, logging.getLogger("websockets")):
+    _logger.setLevel(logging.INFO)
 
 MAX_FRAME_BYTES = 8 * 2**20  # a frame is a batch of messages; a snapshot burst stays far below
 HANDSHAKE_TIMEOUT_S = 10.0  # Alpaca drops clients that have not authenticated within 10 s
@@ -132,6 +139,7 @@ class FeedClient:
             "ping_timeout": ping_interval,
             "open_timeout": handshake_timeout,
             "close_timeout": close_timeout,
+            "logger": _WEBSOCKET_LOG,
         }
         self.status = FeedStatus(FeedState.OFF)
         self.symbols: set[str] = set()

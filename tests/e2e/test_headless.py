@@ -185,7 +185,7 @@ def test_routine_library_lines_only_with_verbose(folders, tmp_path, verbose):
     add(data_dir, algorithm_dir, "NVDA", "buyer", "10000")
     log = tmp_path / "headless.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", *(["-v"] if verbose else []), "headless", "--every", "0.3"],
+        ["-m", "autotrader_desktop", *(["-v"] if verbose else []), "headless", "--every", "1"],
         subprocess_env(data_dir, algorithm_dir),
         log,
     )
@@ -207,7 +207,7 @@ def test_headless_starts_a_new_data_directory(tmp_path):
     algorithm_dir.mkdir()
     log = tmp_path / "headless.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", "headless", "--every", "0.3"],
+        ["-m", "autotrader_desktop", "headless", "--every", "1"],
         subprocess_env(data_dir, algorithm_dir),
         log,
     )

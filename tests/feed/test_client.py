@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import random
 import socket
 from datetime import UTC, datetime
@@ -103,6 +104,26 @@ def test_authenticates_subscribes_and_delivers(caplog):
 
     run(scenario())
     assert SECRET not in caplog.text
+
+
+def test_the_auth_frame_is_never_logged_even_with_the_root_logger_at_debug(caplog):
+    """websockets logs every frame at DEBUG; an algorithm (or `-v`) can set the root logger
+    there. The secret must not reach any log line whatever the root logger's level."""
+    root = logging.getLogger()
+    caplog.set_level(logging.DEBUG)  # the root logger, and everything that propagates to it
+    assert root.isEnabledFor(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with ScriptedServer() as server, Harness(server) as harness:
+            harness.client.subscribe(["AAPL"])
+            await server.wait_connected()
+            await harness.wait_for(lambda: server.subscribed == {"AAPL"})
+            await server.send([trade(price=1.5)])
+            await harness.wait_for(lambda: harness.prices == [1.5])
+
+    run(scenario())
+    assert "subscribed" in caplog.text  # the log was listening
+    assert SECRET not in caplog.text and KEY not in caplog.text
 
 
 def test_dropped_connection_reconnects_and_resubscribes_everything(caplog):

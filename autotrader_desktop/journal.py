@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from autotrader_desktop import accounting
+from autotrader_desktop import accounting, output_log
 from autotrader_desktop.broker import Broker, Fill, OrderRequest, Placed, Rejection, orders
 from autotrader_desktop.database import UtcDateTimeField, db, write_transaction
 from autotrader_desktop.decision import Decision
@@ -84,18 +84,20 @@ def record(
     broker: Broker,
     prices: Mapping[str, float | None],
     now: Callable[[], datetime],
+    output_lines_kept: int,
 ) -> list[RecordedRun]:
     """Execute and journal a batch of finished runs; returns what happened to each.
 
     `prices`: the latest price of each run's symbol, looked up before: nothing waits on
-    the network while this holds the database's write lock.
+    the network while this holds the database's write lock. `output_lines_kept`: how many
+    lines of captured output each instance keeps (output_log).
     """
     if not results:
         return []
     with write_transaction():
         holdings, journaled = read(results)
         entries = decide(results, holdings, journaled, prices, broker)
-        write(entries, now())
+        write(entries, now(), output_lines_kept)
     return [RecordedRun(e.run.instance_id, e.outcome, e.reason, e.fill) for e in entries]
 
 
@@ -174,7 +176,7 @@ def _outcome(
     return Outcome.EXECUTED, None, result
 
 
-def write(entries: Sequence[Entry], filled_at: datetime) -> None:
+def write(entries: Sequence[Entry], filled_at: datetime, output_lines_kept: int) -> None:
     """Write the trades, journal rows, instance updates and output of `entries` (inside
     the caller's write transaction). All fills of a batch share one time: a batch spans
     <= 50 ms."""
@@ -244,7 +246,4 @@ def write(entries: Sequence[Entry], filled_at: datetime) -> None:
         updates,
     )
     conn.executemany("UPDATE algorithm_instances SET status = ?, error = ? WHERE id = ?", failures)
-    conn.executemany(
-        "INSERT INTO output_lines (instance_id, timestamp, stream, text) VALUES (?, ?, ?, ?)",
-        output,
-    )
+    output_log.store(conn, output, output_lines_kept)

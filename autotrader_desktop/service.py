@@ -104,7 +104,9 @@ class Service:
         """
         if prices is None:
             prices = self.prices_of({result.symbol for result in results})
-        recorded = journal.record(results, self.broker, prices, self.clock.now)
+        recorded = journal.record(
+            results, self.broker, prices, self.clock.now, self.settings.output_lines_kept
+        )
         if any(run.outcome == Outcome.ORDERED for run in recorded):
             self.broker.dispatch()
         return recorded

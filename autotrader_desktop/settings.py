@@ -63,6 +63,8 @@ class Settings:
     # How far (in %) a price may stray from the last believed one before it is held back as
     # a possible outlier (see feed/guard.py).
     price_band_pct: float = 10.0
+    # Lines of captured output each instance keeps; older ones are rotated out.
+    output_lines_kept: int = 2_000
 
     @property
     def gating_enabled(self) -> bool:
@@ -109,6 +111,7 @@ ENV_VARS = {
     "max_order_value": "AUTOTRADER_MAX_ORDER_VALUE",
     "keep_trading_in_background": "AUTOTRADER_KEEP_TRADING_IN_BACKGROUND",
     "price_band_pct": "AUTOTRADER_PRICE_BAND_PCT",
+    "output_lines_kept": "AUTOTRADER_OUTPUT_LINES_KEPT",
 }
 
 
@@ -137,8 +140,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_order_value": (0.0, 1e12),
     # 1 % is tighter than a volatile stock's minute; 1,000 % lets a price grow 11-fold.
     "price_band_pct": (1.0, 1_000.0),
+    "output_lines_kept": (100, 1_000_000),
 }
-WHOLE_NUMBERS = ("simulator_seed", "host_memory_limit_mb")
+WHOLE_NUMBERS = ("simulator_seed", "host_memory_limit_mb", "output_lines_kept")
 
 
 class SettingError(UserError):

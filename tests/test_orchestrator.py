@@ -4,11 +4,20 @@ isolation, return validation, time limit, journal, output."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import groupby
 
 import pytest
 
 from autotrader_desktop.database import Instance, OutputLine, Run, Transaction
-from tests.helpers import add_instance, cycle, returning, write_algorithm
+from tests.helpers import (
+    add_instance,
+    cycle,
+    query,
+    returning,
+    run_cli_subprocess,
+    subprocess_env,
+    write_algorithm,
+)
 
 HOLDER = returning("'buy', 1")
 
@@ -300,3 +309,50 @@ def test_instances_added_or_stopped_elsewhere_are_picked_up_next_cycle(engine, a
     report = cycle(engine)
     assert report.outcomes == {"executed": 1}
     assert engine.market_data.subscriptions["TSLA"] == 0
+
+
+CHATTY = """
+class Algorithm:
+    def __init__(self, ticker, initial_capital):
+        pass
+
+    def run(self, current_time, algo_id):
+        for i in range({lines}):
+            print(f"{{current_time:%H:%M}} line {{i}}")
+        return "hold", 0
+"""
+
+
+def test_captured_output_is_capped_and_rotated_per_instance(tmp_path):
+    """AUTOTRADER_OUTPUT_LINES_KEPT=150: a chatty instance keeps its newest 150 lines
+    (within the 10 % it may run over between rotations), a quiet one keeps all of its."""
+    data, folder = tmp_path / "data", tmp_path / "algorithm"
+    folder.mkdir()
+    write_algorithm(folder, "chatty", CHATTY.format(lines=100))
+    write_algorithm(folder, "quiet", CHATTY.format(lines=2))
+    env = subprocess_env(data, folder, AUTOTRADER_OUTPUT_LINES_KEPT="150")
+    for algorithm in ("chatty", "quiet"):
+        assert run_cli_subprocess(["add", "NVDA", algorithm, "100"], env).returncode == 0
+    result = run_cli_subprocess(["cycle", "--count", "4"], env)
+    assert result.returncode == 0, result.stderr
+    kept = {
+        instance: [row["text"] for row in rows]
+        for instance, rows in groupby(
+            query(data, "SELECT instance_id, text FROM output_lines ORDER BY instance_id, id"),
+            key=lambda row: row["instance_id"],
+        )
+    }
+    runs = [row[0] for row in query(data, "SELECT scheduled_at FROM runs WHERE instance_id = 1")]
+    assert len(runs) == 4
+    assert len(kept[1]) == 150
+    # The newest: all 100 lines of the last run, the last 50 of the run before.
+    assert kept[1][-1].endswith("line 99") and kept[1][-100].endswith("line 0")
+    assert kept[1][0].endswith("line 50")
+    assert len(kept[2]) == 8
+
+
+def test_output_lines_kept_is_bounded(tmp_path):
+    env = subprocess_env(tmp_path / "data", tmp_path, AUTOTRADER_OUTPUT_LINES_KEPT="10")
+    result = run_cli_subprocess(["cycle"], env)
+    assert result.returncode == 2
+    assert "output_lines_kept must be between 100 and 1,000,000" in result.stderr

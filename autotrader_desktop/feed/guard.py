@@ -331,8 +331,8 @@ class FeedGuard:
             log.warning("market data: ignored %s (logged once a minute at most)", what)
 
     def _moved(self, symbol: str, before: float | None, price: float, what: str) -> None:
-        if before is None:
-            log.info("market data: %s of %s agree on a price of %g", what, symbol, price)
+        if before is None:  # routine at every start, before history has given a reference
+            log.debug("market data: %s of %s agree on a price of %g", what, symbol, price)
         else:
             log.warning(
                 "market data: %s moved beyond the ±%g %% band, from %g to %g (%d %s agree)",

@@ -99,8 +99,8 @@ class _Level:
 class FeedGuard:
     """Decides which trades, bars and prices from outside are believed.
 
-    `trades`, `bars` and `refresh` run on the feed's event loop; `history`, `price`,
-    `seed` and `reference` may be called from any thread.
+    `timely`, `within`, `judge`, `bars` and `refresh` run on the feed's event loop;
+    `history`, `price`, `seed` and `reference` may be called from any thread.
     """
 
     def __init__(
@@ -111,7 +111,7 @@ class FeedGuard:
         self._factor = 1 + band_pct / 100
         self._lock = threading.Lock()
         self._levels: dict[str, _Level] = {}
-        # The band of each symbol with a reference, for the hot path's column checks.
+        # The band of each symbol with a reference and nothing held, for `within`.
         self._low: dict[str, float] = {}
         self._high: dict[str, float] = {}
         self._last_logged: dict[str, float] = {}  # symbol -> when an ignore was last seen

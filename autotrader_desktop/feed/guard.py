@@ -218,9 +218,7 @@ class FeedGuard:
         believed = []
         with self._lock:
             for bar in bars:
-                problem = self._bar_problem(bar, now)
-                if problem is None and bar.t < now - self.late_limit:
-                    problem = f"dated {_when(bar.t)}, more than {self.late_limit / 3600:g} h ago"
+                problem = self._bar_problem(bar, now) or self._date_problem(bar.t, now)
                 level = self._levels.setdefault(bar.symbol, _Level())
                 reference = level.reference
                 if (

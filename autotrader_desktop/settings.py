@@ -7,6 +7,7 @@ default. `Settings` is the resolved view; `save` writes a stored setting.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, fields
@@ -17,6 +18,8 @@ from autotrader_desktop.database import Setting
 from autotrader_desktop.enums import Broker, Feed
 from autotrader_desktop.errors import UserError
 from autotrader_desktop.feed import sources
+
+log = logging.getLogger(__name__)
 
 # Read once when the engine starts: changing one takes a restart of the app.
 READ_AT_START = (
@@ -232,7 +235,12 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
             except SettingError as exc:
                 raise SettingError(f"{ENV_VARS[name]}: {exc}") from None
         elif name in stored:
-            values[name] = parse(name, stored[name])
+            try:
+                values[name] = parse(name, stored[name])
+            except SettingError as exc:
+                # Stored by an earlier version with looser bounds: the app must still start
+                # (its Settings dialog is where the user fixes it).
+                log.warning("stored setting ignored, its default is used: %s", exc)
     return Settings(**values)
 
 

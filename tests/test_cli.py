@@ -18,9 +18,11 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -904,3 +906,13 @@ def test_an_order_too_big_for_the_books_is_rejected_and_others_trade(dirs):
     ]
     assert "order too large" in runs[0]["reason"]
     check_accounts(dirs.data)
+
+
+def test_a_stored_setting_out_of_bounds_falls_back_to_its_default(capsys, caplog, populated):
+    """Stored by an earlier version, which accepted 25,000 bps: the app still starts."""
+    with closing(sqlite3.connect(populated.data / DB_FILENAME)) as conn, conn:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('slippage_bps', '25000')")
+    ok(capsys, populated, "list")
+    assert "stored setting ignored, its default is used: slippage_bps must be between 0" in (
+        caplog.text
+    )

@@ -110,7 +110,7 @@ def test_the_app_refuses_a_configured_plain_text_keyring(tmp_path):
     data, folder = tmp_path / "data", tmp_path / "algorithm"
     folder.mkdir()
     write_algorithm(folder, "holder", returning("'hold', 0"))
-    env = subprocess_env(data, folder)
+    env = subprocess_env(data, folder, AUTOTRADER_FEED="alpaca-iex")
     assert run_cli_subprocess(["add", "NVDA", "holder", "100"], env).returncode == 0
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), env.get("PYTHONPATH", "")])
     env["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"

@@ -48,6 +48,9 @@ def alpaca_env(data: Path, algorithms: Path, **extra: str) -> dict[str, str]:
         APCA_API_KEY_ID=KEY,
         APCA_API_SECRET_KEY=SECRET,
         AUTOTRADER_MARKET_HOURS_GATING="off",
+        # Instances are created on the feed they trade on (one source's prices per data
+        # directory).
+        AUTOTRADER_FEED="alpaca-iex",
         **extra,
     )
 

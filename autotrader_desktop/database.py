@@ -38,8 +38,8 @@ BUSY_TIMEOUT_MS = 10_000
 # PRAGMA application_id of our files ("ATD1"): how a database says it is ours.
 APPLICATION_ID = 0x41544431
 # Tables every version of our schema has; a file from before application_id was stamped is
-# recognised by them and a schema version >= 1 (the web AutoTrader's database has the first
-# table too, but no schema version).
+# recognised by them and a schema version >= 1 (the web AutoTrader's database uses the first
+# name too; ours always have a version).
 _OUR_TABLES = {"algorithm_instances", "settings"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -151,7 +151,7 @@ def test_an_innocent_instance_keeps_trading_beside_a_poisonous_one(tmp_path, nam
     del env["AUTOTRADER_DATA_DIR"]
     log = tmp_path / "headless.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", "--data-dir", "data", "headless", "--every", "0.5"],
+        ["-m", "autotrader_desktop", "--data-dir", "data", "headless", "--every", "1"],
         env,
         log,
         cwd=workdir,

@@ -37,7 +37,7 @@ def engine_process(tmp_path):
     assert cli.main([*options, "add", "NVDA", "buyer", "10000"]) == 0
     log = tmp_path / "engine.log"
     process = popen_python(
-        ["-m", "autotrader_desktop", "headless", "--every", "0.5"],
+        ["-m", "autotrader_desktop", "headless", "--every", "1"],
         subprocess_env(data_dir, algorithm_dir),
         log,
     )

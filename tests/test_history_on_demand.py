@@ -145,3 +145,17 @@ def test_legacy_latest_price_is_the_newest_regular_bar(market, clock):
     # After the close, the latest is the session's last minute, not the evening's.
     clock.set(T0.replace(hour=23))
     assert db_manager.get_latest_price("NVDA")["timestamp"] == "2024-03-13T19:59:00Z"
+
+
+def test_a_history_api_that_refuses_gives_no_bars_not_an_error(market):
+    """Alpaca answers 422 for a symbol it does not know: the algorithm gets [] and runs on."""
+    calls = []
+
+    def refusing(target: str):
+        calls.append(target)
+        return 422, {"message": "invalid symbol: ZZZZ"}
+
+    market._history = HistoryClient("sim:", transport=refusing)
+    assert api.get_data_for_algorithm("ZZZZ", "last_n_bars", n=10) == []
+    assert db_manager.get_latest_price("ZZZZ") is None
+    assert calls

@@ -5,8 +5,10 @@ from __future__ import annotations
 import keyring
 from PySide6.QtWidgets import QMessageBox
 
-from autotrader_desktop.database import Instance
+from autotrader_desktop import credentials, settings
+from autotrader_desktop.database import Instance, Setting
 from autotrader_desktop.enums import Conventions
+from autotrader_desktop.ui.add_dialog import ALGORITHM_ROLE
 from tests.helpers import (
     BUYER,
     MemoryKeyring,
@@ -15,7 +17,6 @@ from tests.helpers import (
     cycle,
     write_algorithm,
 )
-from tests.ui.test_add_dialog import fill, opened
 
 LEGACY = "from system_databse.system_db_manager import get_transactions\n" + BUYER
 
@@ -23,11 +24,12 @@ LEGACY = "from system_databse.system_db_manager import get_transactions\n" + BUY
 def test_the_add_dialog_shows_the_conventions_of_the_chosen_file(qtbot, algo_dir, window):
     write_algorithm(algo_dir, "modern_one", BUYER)
     write_algorithm(algo_dir, "old_one", LEGACY)
-    dialog = opened(qtbot, window)
-    fill(qtbot, dialog, "NVDA", "1000", "old_one")
-    assert dialog.conventions.text() == Conventions.LEGACY.label
-    fill(qtbot, dialog, "NVDA", "1000", "modern_one")
-    assert dialog.conventions.text() == Conventions.MODERN.label
+    window.add_action.trigger()
+    dialog = window.add_dialog
+    qtbot.waitUntil(lambda: not dialog.scanning, timeout=60_000)
+    for name, conventions in (("old_one", Conventions.LEGACY), ("modern_one", Conventions.MODERN)):
+        dialog.algorithm.setCurrentIndex(dialog.algorithm.findData(name, ALGORITHM_ROLE))
+        assert dialog.conventions.text() == conventions.label
     dialog.reject()
 
 
@@ -56,3 +58,24 @@ def test_the_file_menu_imports_an_installation(
     assert "instances imported: 2" in shown[0]
     assert Instance.select().count() == 2
     assert (algo_dir / "scalper.py").exists()
+
+
+def test_switching_the_feed_of_a_data_directory_with_instances_is_refused(
+    qtbot, window, engine, algo_dir, monkeypatch
+):
+    monkeypatch.setattr(credentials, "load", lambda: None)
+    monkeypatch.setattr(credentials, "save", lambda found: None)
+    write_algorithm(algo_dir, "old_one", LEGACY)
+    add_instance(engine, "NVDA", "old_one")  # on the simulator's prices
+    window.settings_action.trigger()
+    dialog = window.settings_dialog
+    qtbot.waitUntil(lambda: not dialog.key_status.text().startswith("Reading"))
+    dialog.feed.setCurrentIndex(dialog.feed.findData("alpaca-iex"))
+    dialog.key_id.setText("AKXYZ")
+    dialog.secret.setText("s3cret")
+    dialog.buttons.accepted.emit()
+    qtbot.waitUntil(lambda: "Use another data directory" in dialog.error.text())
+    assert dialog.isVisible()
+    assert settings.load().feed == "sim"
+    assert Setting.get_or_none(Setting.key == "feed") is None
+    dialog.reject()

@@ -184,6 +184,13 @@ def stop(
             raise InstanceError(
                 f"instance {instance_id} ({instance.display_name}) is already stopped"
             )
+        if instance.shares and instance.source not in (None, sources.current()):
+            # Its shares must be sold at the prices it was traded at.
+            raise sources.SourceMismatch(
+                f"instance {instance_id} ({instance.display_name}) trades on "
+                f"{sources.describe(instance.source)} prices; stop it with that feed "
+                f"(--feed), not {sources.describe(sources.current())}"
+            )
         _liquidate(instance, price, broker, clock)
         instance.status, instance.stopped_at = InstanceStatus.STOPPED, clock.now()
         instance.save()

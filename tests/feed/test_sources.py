@@ -14,7 +14,7 @@ from autotrader_desktop.feed import sources
 from autotrader_desktop.feed.bars import store
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.settings import Settings
-from tests.helpers import T0, FakeMarket, add_instance
+from tests.helpers import T0, FakeMarket, add_instance, give_position
 
 MINUTE = int(T0.timestamp()) // 60 * 60 - 60
 
@@ -107,3 +107,15 @@ def test_a_version_1_database_gets_its_rows_a_source(data_dir):
     ]
     assert Instance.get_by_id(1).source == "sim/9"
     assert sources.of_data_dir() == "sim/9"
+
+
+def test_shares_are_never_sold_at_another_sources_price(engine):
+    instance = add_instance(engine, "NVDA", "anything")
+    give_position(instance, 5, 100.0)
+    sources.use("alpaca-iex")
+    with pytest.raises(sources.SourceMismatch, match="stop it with that feed"):
+        engine.stop_instance(instance.id)
+    assert Instance.get_by_id(instance.id).shares == 5
+    sources.use("sim/42")
+    engine.stop_instance(instance.id)
+    assert Instance.get_by_id(instance.id).shares == 0

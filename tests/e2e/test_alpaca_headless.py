@@ -122,7 +122,9 @@ def test_sigkill_with_orders_in_flight_then_restart_trades_exactly_once(tmp_path
     finally:
         kill(engine)
     assert alpaca_books_differences(standin, data_dir) == []
-    assert len(standin.all_orders()) >= 7
+    # Each fault met an order (waited for above); dropped ones never reach the broker, so how
+    # many orders it holds from before the restart depends on timing.
+    assert len(standin.all_orders()) >= at_broker + 4
     assert scalar(data_dir, "SELECT COUNT(*) FROM runs WHERE outcome = 'ordered'") == 0
     for log in logs:
         assert SECRET not in log.read_text()

@@ -107,9 +107,17 @@ class Broker(Protocol):
     def close(self) -> None: ...
 
 
-def sanity_rejection(request: OrderRequest) -> Rejection | None:
-    """No broker trades at a last price that is not a positive finite number, or into a
-    position larger than MAX_SHARES. Call once the price is known (not None)."""
+def checked_price(request: OrderRequest, cap: float) -> float | Rejection:
+    """The last price to trade at, or what every broker refuses before it looks at the
+    sub-account: no price yet, a price that is not a positive finite number, a position
+    larger than MAX_SHARES, an order over the per-order value cap (0: off)."""
+    price = request.last_price
+    if price is None:
+        return Rejection(f"no price for {request.symbol} yet")
+    return _sanity_rejection(request) or _order_value_cap_rejection(request, cap) or price
+
+
+def _sanity_rejection(request: OrderRequest) -> Rejection | None:
     price, order = request.last_price, request.decision
     if price is None or not (math.isfinite(price) and price > 0):
         return Rejection(f"no usable price for {request.symbol} (last {price!r})")
@@ -120,8 +128,8 @@ def sanity_rejection(request: OrderRequest) -> Rejection | None:
     return None
 
 
-def order_value_cap_rejection(request: OrderRequest, cap: float) -> Rejection | None:
-    """The per-order value cap (0: off), against the last price: a runaway algorithm stops here."""
+def _order_value_cap_rejection(request: OrderRequest, cap: float) -> Rejection | None:
+    # Against the last price: a runaway algorithm stops here.
     if cap <= 0 or request.last_price is None:
         return None
     value = request.decision.shares * request.last_price

@@ -29,10 +29,9 @@ from autotrader_desktop.broker import (
     Placed,
     PriceOf,
     Rejection,
+    checked_price,
     halt,
-    order_value_cap_rejection,
     orders,
-    sanity_rejection,
 )
 from autotrader_desktop.broker import account as broker_account
 from autotrader_desktop.broker.account import BrokerAccount
@@ -132,24 +131,20 @@ class AlpacaBroker:
         order, symbol = request.decision, request.symbol
         if halt.is_halted():
             return Rejection("trading is halted (Stop all trading); resume it to trade again")
-        if request.last_price is None:
-            return Rejection(f"no price for {symbol} yet")
-        refused = sanity_rejection(request) or order_value_cap_rejection(
-            request, self.max_order_value
-        )
-        if refused:
-            return refused
+        last_price = checked_price(request, self.max_order_value)
+        if isinstance(last_price, Rejection):
+            return last_price
         buying, selling, stopping = orders.reserved(request.instance_id)
         if stopping:
             return Rejection("the instance is being stopped: its sell order is open at Alpaca")
         if order.action == "buy":
-            cost = order.shares * request.last_price
+            cost = order.shares * last_price
             free = request.cash - buying
             if cost > free + 1e-9:
                 held_back = f" ({buying:,.2f} held for open orders)" if buying else ""
                 return Rejection(
                     f"insufficient cash: {order.shares} {symbol} at about "
-                    f"{request.last_price:,.2f} cost {cost:,.2f}, cash is {free:,.2f}{held_back}"
+                    f"{last_price:,.2f} cost {cost:,.2f}, cash is {free:,.2f}{held_back}"
                 )
         elif order.shares > request.held - selling:
             being_sold = f" ({selling} already being sold)" if selling else ""

@@ -7,9 +7,8 @@ from autotrader_desktop.broker import (
     OrderRequest,
     PriceOf,
     Rejection,
+    checked_price,
     halt,
-    order_value_cap_rejection,
-    sanity_rejection,
 )
 from autotrader_desktop.clock import Clock, SystemClock
 from autotrader_desktop.database import write_transaction
@@ -36,14 +35,10 @@ class PaperBroker:
     def execute(self, request: OrderRequest) -> Fill | Rejection:
         """Fill against the sub-account's cash and shares. No shorting."""
         order, symbol, cash, held = request.decision, request.symbol, request.cash, request.held
-        if request.last_price is None:
-            return Rejection(f"no price for {symbol} yet")
-        refused = sanity_rejection(request) or order_value_cap_rejection(
-            request, self.max_order_value
-        )
-        if refused:
-            return refused
-        price = self.fill_price(order.action, request.last_price)
+        last_price = checked_price(request, self.max_order_value)
+        if isinstance(last_price, Rejection):
+            return last_price
+        price = self.fill_price(order.action, last_price)
         if not price > 0:
             # The slippage rounded it away (a sell of a sub-cent stock at 9,999 bps).
             return Rejection(f"no usable price for {symbol} (fill {price!r} after slippage)")

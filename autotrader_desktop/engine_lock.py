@@ -77,6 +77,16 @@ def _read(handle: int) -> EngineInfo | None:
     return EngineInfo.from_json(os.read(handle, 4096).decode("utf-8", "replace"))
 
 
+def _holder(handle: int) -> EngineInfo | None:
+    """Who holds the lock on `handle`, giving an engine that has just locked time to say so."""
+    for _ in range(STARTING_POLLS):
+        info = _read(handle)
+        if info is not None:
+            return info
+        time.sleep(STARTING_POLL_S)
+    return None
+
+
 class EngineLock:
     """The exclusive lock of one data directory, held from `acquire()` to `release()`."""
 
@@ -98,7 +108,7 @@ class EngineLock:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read(handle)
+            holder = _holder(handle)
             os.close(handle)
             raise EngineAlreadyRunning(self.data_dir, holder) from None
         previous = _read(handle)
@@ -124,8 +134,10 @@ class EngineLock:
 
     def _write(self, info: EngineInfo) -> None:
         assert self._handle is not None
-        os.ftruncate(self._handle, 0)
-        os.pwrite(self._handle, info.to_json().encode(), 0)
+        data = info.to_json().encode()
+        # Overwrite, then cut: a reader never sees the file empty while the lock is held.
+        os.pwrite(self._handle, data, 0)
+        os.ftruncate(self._handle, len(data))
 
     def release(self) -> None:
         if self._handle is None:

@@ -3,7 +3,9 @@ anything (tests/e2e/test_one_engine_per_data_dir.py drives it through real proce
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 
 import pytest
 
@@ -42,3 +44,21 @@ def test_second_engine_in_one_process_is_refused(make_engine):
     make_engine()
     with pytest.raises(EngineAlreadyRunning):
         make_engine()
+
+
+def test_refusal_names_an_engine_that_has_only_just_locked(tmp_path):
+    # Two engines started together: the loser may look between the winner's flock and its
+    # write of who it is; it waits for the name instead of saying "a process starting".
+    data = tmp_path / "data"
+    data.mkdir()
+    handle = os.open(data / "engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    holder = b'{"pid": 4242, "started_at": "2026-12-02T08:00:00+00:00", "channel": null}'
+    late_write = threading.Timer(0.1, os.pwrite, (handle, holder, 0))
+    late_write.start()
+    try:
+        with pytest.raises(EngineAlreadyRunning, match="process 4242, running since"):
+            EngineLock(data).acquire()
+    finally:
+        late_write.join()
+        os.close(handle)

@@ -50,6 +50,7 @@ T = TypeVar("T")
 SMOKE_ENV = "AUTOTRADER_SMOKE"
 # Python runs signal handlers only between bytecodes: wake it now and then so Ctrl+C works.
 SIGNAL_WAKE_MS = 250
+GIL_SWITCH_S = 0.001
 
 
 def run_gui(ctx: Context) -> int:
@@ -70,10 +71,15 @@ def run_gui(ctx: Context) -> int:
     # Garbage collection only on the GUI thread, on a timer: Qt objects collected by a
     # background thread (cycles, feed, reads) would be destroyed there and crash Qt.
     collector = GarbageCollector(interval=1.0)
+    # The background reads' Python shares the GIL with the GUI thread: a thread waiting
+    # for it waits up to this long, so the window waits at most 1 ms, not Python's 5 ms.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_S)
     try:
         return run_on_qt_loop(_main(ctx, app, reporter, smoke=os.environ.get(SMOKE_ENV) == "1"))
     finally:
         collector.timer.stop()
+        sys.setswitchinterval(switch_interval)
         gc.enable()
         reporter.uninstall()
 

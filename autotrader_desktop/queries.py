@@ -133,71 +133,84 @@ _ROWS_SQL = (
 )
 
 
-def overview(engine: EngineView) -> Overview:
-    """Every instance with live prices and drift, and the account, from one read (the table
-    and the status bar show it).
+class Overviews:
+    """Reads the overview: every instance, and the account at live prices (the table and
+    the status bar show them).
 
     It runs on a background thread after every cycle, and its Python holds the GIL that
-    the GUI thread needs: with 1,000 instances, reading full models twice (here and in
-    accounting.account) took ~46 ms and stalled the window by up to ~100 ms
-    (bench/bench_gui_responsiveness.py); one read of the shown columns takes ~5 ms.
+    the GUI thread needs. So it reads only the shown columns (peewee models and a second
+    read for the account once cost ~46 ms for 1,000 instances and stalled the window by up
+    to ~100 ms), and it remembers the rows it made: a row whose stored columns and drift
+    are as last time is the same object again, built by nobody and recognised by identity
+    in the window. The rows carry their stored last price; the table applies the live ones
+    (a price tick every second). One reader per window: reads are one at a time.
     """
-    price_of = engine.latest_price
-    prices: dict[str, float | None] = {}
-    drift: dict[str, Drift | None] = {}
-    rows = []
-    for (
-        instance_id,
-        name,
-        symbol,
-        algorithm,
-        status,
-        version,
-        capital,
-        cash,
-        shares,
-        stored_price,
-        trades,
-        decision,
-        last_run_at,
-        error,
-        conventions,
-        warning,
-    ) in db.execute_sql(_ROWS_SQL):
-        if symbol not in prices:
-            prices[symbol] = price_of(symbol)
-        if algorithm not in drift:
-            drift[algorithm] = engine.drift(algorithm)
-        price = prices[symbol]
-        rows.append(
-            InstanceRow(
-                id=instance_id,
-                display_name=name,
-                symbol=symbol,
-                algorithm=algorithm,
-                status=InstanceStatus(status),
-                code_version=version,
-                drift=drift[algorithm],
-                initial_capital=capital,
-                cash=cash,
-                shares=shares,
-                last_price=price if price is not None else stored_price,
-                trades=trades,
-                last_decision=decision,
-                last_run_at=_utc(last_run_at) if last_run_at else None,
-                error=error,
-                conventions=Conventions(conventions) if conventions else None,
-                warning=warning,
-            )
-        )
-    # The rows' last prices are the live ones.
-    account = accounting.summarize(engine.settings.starting_balance, rows)
-    trading = Trading(engine.settings.broker, halt.is_halted())
-    at_broker = broker_account.load() if engine.settings.broker.is_alpaca else None
-    if at_broker is not None:
-        account = accounting.at_broker(account, at_broker.cash, at_broker.equity, rows)
-        trading = replace(trading, account_number=at_broker.account_number)
-    return Overview(rows, account, trading)
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[tuple[Any, ...], InstanceRow]] = {}
+
+    def __call__(self, engine: EngineView) -> Overview:
+        drift: dict[str, Drift | None] = {}
+        made: dict[int, tuple[tuple[Any, ...], InstanceRow]] = {}
+        rows = []
+        for stored in db.execute_sql(_ROWS_SQL):
+            algorithm = stored[3]
+            if algorithm not in drift:
+                drift[algorithm] = engine.drift(algorithm)
+            key = (*stored, drift[algorithm])
+            before = self._made.get(stored[0])
+            row = before[1] if before is not None and before[0] == key else _row(*key)
+            made[row.id] = (key, row)
+            rows.append(row)
+        self._made = made
+        prices = {symbol: engine.latest_price(symbol) for symbol in {row.symbol for row in rows}}
+        account = accounting.summarize(engine.settings.starting_balance, rows, prices.get)
+        trading = Trading(engine.settings.broker, halt.is_halted())
+        at_broker = broker_account.load() if engine.settings.broker.is_alpaca else None
+        if at_broker is not None:
+            account = accounting.at_broker(account, at_broker.cash, at_broker.equity, rows)
+            trading = replace(trading, account_number=at_broker.account_number)
+        return Overview(rows, account, trading)
+
+
+def _row(
+    instance_id: int,
+    name: str,
+    symbol: str,
+    algorithm: str,
+    status: str,
+    version: str | None,
+    capital: float,
+    cash: float,
+    shares: int,
+    last_price: float | None,
+    trades: int,
+    decision: str | None,
+    last_run_at: str | None,
+    error: str | None,
+    conventions: str | None,
+    warning: str | None,
+    drift: Drift | None,
+) -> InstanceRow:
+    return InstanceRow(
+        id=instance_id,
+        display_name=name,
+        symbol=symbol,
+        algorithm=algorithm,
+        status=InstanceStatus(status),
+        code_version=version,
+        drift=drift,
+        initial_capital=capital,
+        cash=cash,
+        shares=shares,
+        last_price=last_price,
+        trades=trades,
+        last_decision=decision,
+        last_run_at=_utc(last_run_at) if last_run_at else None,
+        error=error,
+        conventions=Conventions(conventions) if conventions else None,
+        warning=warning,
+    )
 
 
 def short_code_version(code_version: str | None) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from autotrader_desktop.enums import InstanceStatus
 from autotrader_desktop.queries import InstanceRow
 
@@ -42,3 +44,25 @@ def test_a_repriced_row_is_the_row_built_at_that_price_and_the_old_one_is_unchan
     assert (after.value, after.pnl, after.pnl_pct) == (1_050.0, 50.0, 5.0)
     assert (before.last_price, before.value) == (100.0, 900.0)
     assert before.priced(None) is before and before.priced(100.0) is before
+
+
+def test_the_overview_gives_unchanged_rows_again_and_rebuilds_changed_ones(engine, market):
+    from autotrader_desktop import queries
+    from tests.helpers import add_instance, give_position
+
+    kept = add_instance(engine, "NVDA", "buyer", 1_000)
+    traded = add_instance(engine, "AMD", "buyer", 1_000)
+    give_position(kept, 3, 100.0)
+    market.prices.update(NVDA=100.0, AMD=50.0)
+    read = queries.Overviews()
+    first = {row.id: row for row in read(engine).rows}
+
+    give_position(traded, 2, 50.0)
+    market.prices.update(NVDA=110.0)  # live prices are the table's: rows keep stored ones
+    again = read(engine)
+    second = {row.id: row for row in again.rows}
+    assert second[kept.id] is first[kept.id]
+    assert second[traded.id] is not first[traded.id] and second[traded.id].shares == 2
+    assert second[kept.id].last_price == 100.0
+    # The account is at live prices: NVDA's 3 shares at 110, AMD's 2 at 50.
+    assert again.account.value == pytest.approx(98_000 + (700 + 3 * 110) + (900 + 2 * 50))

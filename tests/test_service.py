@@ -41,7 +41,7 @@ def test_the_window_and_the_command_line_see_one_account(engine, algo_dir, marke
     engine.stop_instance(first.id)
     market.prices.update(NVDA=120.0, AMD=55.0)
 
-    shown = queries.overview(engine).account
+    shown = queries.Overviews()(engine).account
     assert shown == engine.account() == accounting.account(100_000, market.latest_price)
     # AMD: 2,000 - 150 cash + 3 x 55; NVDA stopped after buying 3 at 100, selling at 100.
     assert shown.available_cash == pytest.approx(100_000 - 2_000)

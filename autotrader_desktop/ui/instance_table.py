@@ -219,7 +219,9 @@ class InstanceTableModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._all: dict[int, InstanceRow] = {}  # every instance, by id
+        self._stored: dict[int, InstanceRow] = {}  # every instance as read, by id
+        self._prices: dict[str, float] = {}  # the live prices, by symbol
+        self._all: dict[int, InstanceRow] = {}  # every instance at live prices, by id
         self._rows: list[InstanceRow] = []  # the ones shown, in order
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._text = ""
@@ -306,25 +308,36 @@ class InstanceTableModel(QAbstractTableModel):
     # --- updates ------------------------------------------------------------------------
 
     def set_rows(self, rows: list[InstanceRow]) -> None:
-        """Make the model hold `rows` (ordered by id): changed cells are signalled, rows
-        added, removed, filtered or moved change the layout (selection and scroll stay)."""
+        """Make the model hold `rows` (ordered by id, at their stored prices) at the live
+        prices it knows: changed cells are signalled, rows added, removed, filtered or moved
+        change the layout (selection and scroll stay). A row given again (the same object:
+        queries.Overviews) is not looked at again."""
         columns: set[int] = set()
+        shown: dict[int, InstanceRow] = {}
         for row in rows:
             old = self._all.get(row.id)
-            if old is not None and old != row:
-                columns |= changed_columns(old, row)
-        self._all = {row.id: row for row in rows}
+            if old is not None and self._stored.get(row.id) is row:
+                shown[row.id] = old
+                continue
+            new = self._priced(row)
+            if old is not None and old != new:
+                columns |= changed_columns(old, new)
+            shown[row.id] = new
+        self._stored = {row.id: row for row in rows}
+        self._all = shown
         self._show(columns)
 
     def update_prices(self, prices: dict[str, float]) -> None:
         """New last prices: value and P&L follow."""
-        self._all = {
-            row.id: row.priced(prices.get(row.symbol))
-            if row.status != InstanceStatus.STOPPED
-            else row
-            for row in self._all.values()
-        }
+        self._prices.update(prices)
+        self._all = {row.id: self._priced(row) for row in self._all.values()}
         self._show(set(PRICED))
+
+    def _priced(self, row: InstanceRow) -> InstanceRow:
+        """`row` at the live price of its symbol; a stopped one keeps the price it sold at."""
+        if row.status == InstanceStatus.STOPPED:
+            return row
+        return row.priced(self._prices.get(row.symbol))
 
     def set_text(self, text: str) -> None:
         """Show only rows whose name, symbol or algorithm contain `text`."""

@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         self.export_dialog: FileDialog | None = None
         self._build_actions()
 
-        self.overview = Refresh(self.background, queries.overview, self._overview_loaded)
+        self.overview = Refresh(self.background, queries.Overviews(), self._overview_loaded)
         self.activity = Refresh(self.background, activity.read, self.activity_tabs.set_activity)
         self.chart_data = Refresh(self.background, read_chart_data, self._chart_data_loaded)
         self.market = Refresh(self.background, queries.market_state, self._market_loaded)

@@ -100,6 +100,12 @@ def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_w
     window.live.poll()
     qtbot.waitUntil(lambda: cell(window, instance.id, Column.PNL) == "-100.00")
     assert index.data(Qt.ItemDataRole.ForegroundRole) == theme.current().loss
+    # A refreshed row (it bought one more, recorded at 100) is shown at the live price.
+    give_position(instance, 1, 100.0)
+    refreshed(qtbot, window)
+    qtbot.waitUntil(lambda: cell(window, instance.id, Column.SHARES) == "11")
+    assert cell(window, instance.id, Column.PRICE) == "90.00"
+    assert cell(window, instance.id, Column.PNL) == "-110.00"
 
 
 def test_stop_names_the_position_and_sells_it(qtbot, engine, market, buyer, monkeypatch, window):

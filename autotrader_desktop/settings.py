@@ -31,6 +31,8 @@ READ_AT_START = (
     "broker",
     "trading_url",
     "trading_stream_url",
+    # The feed's outlier guard is built with it (feed/market_data.py).
+    "price_band_pct",
 )
 TRADING_URLS = {
     Broker.ALPACA_PAPER: "https://paper-api.alpaca.markets",

@@ -1,10 +1,12 @@
 """The Settings dialog.
 
 Trading settings (starting balance, commission, slippage, per-order cap, run time limit,
-market-hours gating) apply at once. The feed, the broker, their URLs and keys, and the
-algorithm folder are read when the app starts: changing them needs a restart of the app,
-and the dialog says so. The Alpaca keys (the paper pair, also used for market data, and
-the live pair) go to the OS keyring (credentials.py), never to the database.
+market-hours gating) and the output lines kept apply at once. The feed, its price band, the
+broker, their URLs and keys, and the algorithm folder are read when the app starts:
+changing them needs a restart of the app, and the dialog says so. A numeric field holds
+exactly what settings.py accepts (its RANGES), so it never offers a value the core
+refuses. The Alpaca keys (the paper pair, also used for market data, and the live pair) go
+to the OS keyring (credentials.py), never to the database.
 A setting fixed by an environment variable shows that it is, since a saved value would
 not be used.
 """
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -51,6 +54,7 @@ LABELS = {
     "feed": "&Feed",
     "stream_url": "Stream URL",
     "history_url": "History URL",
+    "price_band_pct": "Price &outlier band",
     "broker": "&Broker",
     "trading_url": "Trading URL",
     "trading_stream_url": "Trading stream URL",
@@ -61,6 +65,7 @@ LABELS = {
     "run_time_limit": "Run &time limit",
     "market_hours_gating": "Market-&hours gating",
     "algorithm_dir": "&Folder",
+    "output_lines_kept": "Out&put lines kept",
 }
 
 
@@ -79,14 +84,28 @@ class SavedSettings:
     settings: Settings  # as resolved now (environment variables still win)
 
 
-def _spin(maximum: float, decimals: int, suffix: str, minimum: float = 0.0) -> QDoubleSpinBox:
+def _spin(name: str, decimals: int, suffix: str) -> QDoubleSpinBox:
+    """The field of numeric setting `name`: its range is the one settings.py accepts."""
     box = QDoubleSpinBox()
-    box.setRange(minimum, maximum)
-    box.setDecimals(decimals)
+    box.setDecimals(decimals)  # first: Qt rounds the range to the decimals
+    box.setRange(*settings.RANGES[name])
+    _style(box, suffix)
+    return box
+
+
+def _whole_spin(name: str, suffix: str) -> QSpinBox:
+    """The field of whole-number setting `name`, in the range settings.py accepts."""
+    box = QSpinBox()
+    low, high = settings.RANGES[name]
+    box.setRange(int(low), int(high))
+    _style(box, suffix)
+    return box
+
+
+def _style(box: QDoubleSpinBox | QSpinBox, suffix: str) -> None:
     box.setSuffix(suffix)
     box.setGroupSeparatorShown(True)
     box.setAlignment(Qt.AlignmentFlag.AlignRight)
-    return box
 
 
 class SettingsDialog(QDialog):
@@ -123,6 +142,7 @@ class SettingsDialog(QDialog):
             self._build_broker(),
             self._build_trading(),
             self._build_algorithms(),
+            self._build_output(),
         ):
             layout.addWidget(group)
         self._build_buttons(layout)
@@ -147,6 +167,13 @@ class SettingsDialog(QDialog):
         self.stream_url.setPlaceholderText("default: Alpaca's stream for the feed")
         self.history_url = QLineEdit()
         self.history_url.setPlaceholderText("default: https://data.alpaca.markets")
+        self.price_band = _spin("price_band_pct", 1, " %")
+        self.price_band.setToolTip(
+            "How far a price from the feed may move from the last believed one (either way: "
+            "10 % believes from price / 1.1 to price x 1.1) before it is held back as a "
+            "possible outlier. Held prices are used once several in a row agree: the market "
+            "really moved. Applies after restarting the app."
+        )
         market = QGroupBox("Market data — applies after restarting the app")
         form = QFormLayout(market)
         self._add_row(form, "feed", self.feed)
@@ -155,6 +182,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.key_status)
         self._add_row(form, "stream_url", self.stream_url)
         self._add_row(form, "history_url", self.history_url)
+        self._add_row(form, "price_band_pct", self.price_band)
         return market
 
     def _build_broker(self) -> QGroupBox:
@@ -187,12 +215,12 @@ class SettingsDialog(QDialog):
         return group
 
     def _build_trading(self) -> QGroupBox:
-        self.starting_balance = _spin(1e12, 2, "", minimum=0.01)
-        self.max_order_value = _spin(1e12, 2, "")
+        self.starting_balance = _spin("starting_balance", 2, "")
+        self.max_order_value = _spin("max_order_value", 2, "")
         self.max_order_value.setSpecialValueText("no cap")
-        self.commission = _spin(1e6, 2, " per order")
-        self.slippage = _spin(10_000, 1, " bps")
-        self.time_limit = _spin(3600, 1, " s", minimum=0.1)
+        self.commission = _spin("commission", 2, " per order")
+        self.slippage = _spin("slippage_bps", 1, " bps")
+        self.time_limit = _spin("run_time_limit", 1, " s")
         self.gating = QComboBox()
         for value, label in GATING_CHOICES:
             self.gating.addItem(label, value)
@@ -219,6 +247,16 @@ class SettingsDialog(QDialog):
         algorithms = QGroupBox("Algorithms — applies after restarting the app")
         self._add_row(QFormLayout(algorithms), "algorithm_dir", folder, self.algorithm_dir)
         return algorithms
+
+    def _build_output(self) -> QGroupBox:
+        self.output_lines = _whole_spin("output_lines_kept", " per instance")
+        self.output_lines.setToolTip(
+            "How many lines of what its algorithm prints or logs each instance keeps; older "
+            "lines are deleted as new ones are written. Applies now."
+        )
+        output = QGroupBox("Algorithm output — applies now")
+        self._add_row(QFormLayout(output), "output_lines_kept", self.output_lines)
+        return output
 
     def _build_buttons(self, layout: QVBoxLayout) -> None:
         self.error = theme.message_label(theme.current().loss, lines=2)
@@ -265,6 +303,7 @@ class SettingsDialog(QDialog):
         self.feed.setCurrentIndex(self.feed.findData(current.feed))
         self.stream_url.setText(current.stream_url or "")
         self.history_url.setText(current.history_url or "")
+        self.price_band.setValue(current.price_band_pct)
         self.broker.setCurrentIndex(self.broker.findData(current.broker))
         self.trading_url.setText(current.trading_url or "")
         self.trading_stream_url.setText(current.trading_stream_url or "")
@@ -277,6 +316,7 @@ class SettingsDialog(QDialog):
             [value for value, _ in GATING_CHOICES].index(current.market_hours_gating)
         )
         self.algorithm_dir.setText(current.algorithm_dir or "")
+        self.output_lines.setValue(current.output_lines_kept)
         self.key_status.setText("Reading the OS keyring …")
         self._background.submit(
             _read_keyring, on_done=self._credentials_loaded, on_error=self._keyring_failed
@@ -343,6 +383,7 @@ class SettingsDialog(QDialog):
             "feed": self.feed.currentData(),
             "stream_url": self.stream_url.text().strip() or None,
             "history_url": self.history_url.text().strip() or None,
+            "price_band_pct": self.price_band.value(),
             "algorithm_dir": self.algorithm_dir.text().strip() or None,
             "broker": self.broker.currentData(),
             "trading_url": self.trading_url.text().strip() or None,
@@ -353,6 +394,7 @@ class SettingsDialog(QDialog):
             "slippage_bps": self.slippage.value(),
             "run_time_limit": self.time_limit.value(),
             "market_hours_gating": self.gating.currentData(),
+            "output_lines_kept": self.output_lines.value(),
         }
         if not alpaca:
             del values["stream_url"], values["history_url"]

@@ -4,11 +4,12 @@ needs a restart, stores the API key in the keyring (faked here), refuses bad inp
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
 
 from autotrader_desktop import credentials, settings
 from autotrader_desktop.database import Instance, Setting
 from autotrader_desktop.ui.main_window import MainWindow
-from autotrader_desktop.ui.settings_dialog import SettingsDialog
+from autotrader_desktop.ui.settings_dialog import LABELS, SettingsDialog
 from tests.helpers import add_instance
 
 
@@ -220,3 +221,74 @@ def test_a_command_line_option_is_pointed_out(qtbot, engine, store, keyring):
     assert any("--algorithm-dir" in text for text in notes)
     dialog.reject()
     window.shutdown()
+
+
+def test_every_number_field_holds_exactly_what_the_core_accepts(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    by_label = {label: name for name, label in LABELS.items()}
+    ranges = {}
+    for box in [*dialog.findChildren(QDoubleSpinBox), *dialog.findChildren(QSpinBox)]:
+        label = box.parentWidget().layout().labelForField(box).text()
+        ranges[by_label[label]] = (box.minimum(), box.maximum())
+    assert ranges == {name: settings.RANGES[name] for name in ranges}
+    assert set(ranges) == {
+        *("starting_balance", "commission", "slippage_bps", "max_order_value"),
+        *("run_time_limit", "price_band_pct", "output_lines_kept"),
+    }
+    dialog.reject()
+
+
+def test_slippage_of_100_percent_cannot_be_entered(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    assert dialog.slippage.maximum() == 9_999
+    dialog.slippage.selectAll()
+    qtbot.keyClicks(dialog.slippage, "10000")
+    assert dialog.slippage.value() < 10_000
+    save(qtbot, dialog)
+    assert 0 < settings.load().slippage_bps <= 9_999
+
+
+def test_the_output_lines_kept_apply_at_once(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    assert "Applies now" in dialog.output_lines.toolTip()
+    assert dialog.output_lines.value() == 2_000
+    dialog.output_lines.setValue(500)
+    save(qtbot, dialog)
+    assert settings.load().output_lines_kept == 500
+    assert engine.settings.output_lines_kept == 500
+    assert "Restart" not in window.status.currentMessage()
+
+
+def test_the_price_band_needs_a_restart(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    assert "after restarting the app" in dialog.price_band.toolTip()
+    assert dialog.price_band.value() == 10.0
+    dialog.price_band.setValue(25.0)
+    save(qtbot, dialog)
+    assert settings.load().price_band_pct == 25.0
+    assert engine.settings.price_band_pct == 10.0  # the running feed's guard keeps its band
+    assert "Restart AutoTrader Desktop" in window.status.currentMessage()
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value", "label"),
+    [
+        ("price_band_pct", "price_band", 50.0, "Price outlier band"),
+        ("output_lines_kept", "output_lines", 5_000, "Output lines kept"),
+    ],
+)
+def test_a_refused_value_is_named_by_its_label_and_nothing_is_saved(
+    qtbot, monkeypatch, keyring, window, name, field, value, label
+):
+    dialog = opened(qtbot, window)
+    dialog.commission.setValue(2.0)
+    getattr(dialog, field).setValue(value)
+    # The core checks again on save (here with a bound narrowed after the dialog took its
+    # range): its refusal names the field by its label.
+    low, _ = settings.RANGES[name]
+    monkeypatch.setitem(settings.RANGES, name, (low, value - 1))
+    dialog.buttons.accepted.emit()
+    assert dialog.isVisible()
+    assert dialog.error.text().startswith(f"{label} must be between"), dialog.error.text()
+    assert Setting.select().count() == 0
+    dialog.reject()

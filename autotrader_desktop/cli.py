@@ -161,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run a cycle every SECONDS ({MIN_EVERY_S:g} to {MAX_EVERY_S:,}) instead of at "
         ":02 each minute",
     )
+    headless.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="FILE",
+        help="write the log, and any other output, to FILE instead of the terminal; FILE is "
+        f"renamed to FILE.1 at {logging_config.LOG_FILE_BYTES // 2**20} MB and "
+        f"{logging_config.LOG_FILE_BACKUPS} older files are kept (a window's engine logs to "
+        "engine.log in the data directory)",
+    )
     json_option(
         command("algorithms", "scan the algorithm folder: every file, available or why not"),
         "the files (name, path, available, error)",
@@ -669,7 +678,14 @@ def _run(argv: list[str]) -> int:
 
         return process.main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging_config.configure(verbose=args.verbose)
+    log_file = getattr(args, "log_file", None)
+    try:
+        logging_config.configure(verbose=args.verbose, log_file=log_file)
+    except OSError as exc:
+        print(
+            f"error: cannot write the log file {log_file}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 2
     ctx = None
     try:
         if args.command is None:

@@ -92,10 +92,20 @@ class EngineLink:
         log.info("%s", self.describe())
         return info
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / ENGINE_LOG
+
+    def command(self) -> list[str]:
+        """The command line of the engine this window starts: its options, its log file."""
+        return engine_command([*self.options, "--log-file", str(self.log_path)])
+
     def _start(self) -> EngineInfo:
-        command = engine_command(self.options)
-        log_path = self.data_dir / ENGINE_LOG
+        command = self.command()
+        log_path = self.log_path
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The engine rotates its log itself (logging_config); this catches what it writes
+        # before its logging is set up, such as a failed import.
         with open(log_path, "ab") as out:
             # A session of its own: Ctrl-C in the window's terminal is the window's to handle.
             self.process = subprocess.Popen(

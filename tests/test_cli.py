@@ -612,6 +612,12 @@ BAD_INPUTS = [
     ("every 1e308", ["headless", "--every", "1e308"], {}, "seconds from 1 to 86,400"),
     ("every a day and 1 s", ["headless", "--every", "86401"], {}, "seconds from 1 to 86,400"),
     ("every abc", ["headless", "--every", "abc"], {}, "'abc' is not a number"),
+    (
+        "log file in a missing folder",
+        ["headless", "--log-file", "/nonexistent/engine.log"],
+        {},
+        "cannot write the log file /nonexistent/engine.log: No such file or directory",
+    ),
     ("feed bogus", ["--feed", "bogus", "list"], {}, "invalid choice: 'bogus'"),
     ("unknown command", ["frobnicate"], {}, "invalid choice: 'frobnicate'"),
     (

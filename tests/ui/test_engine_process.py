@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from autotrader_desktop import cli
 from autotrader_desktop.engine_lock import running_engine
+from autotrader_desktop.engine_process import ENGINE_LOG, EngineLink
 from autotrader_desktop.ui import app
 from autotrader_desktop.ui.errors import ErrorReporter
 from autotrader_desktop.ui.main_window import MainWindow
@@ -130,6 +132,24 @@ def test_a_window_alone_starts_an_engine_and_stops_it_when_it_closes(folders, st
     run_window(folders, store, monkeypatch, scenario)
     assert running_engine(data_dir) is None  # stopped with the window (the default)
     assert not alive(seen["pid"])
+    # The engine wrote its own log (rotated, tests/test_logging_config.py) in the data dir.
+    text = (data_dir / ENGINE_LOG).read_text()
+    assert f"headless engine running in process {seen['pid']}" in text, text
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_the_engine_a_window_starts_gets_its_options_and_its_log_file(folders, verbose):
+    data_dir = folders[0]
+    window_args = [*(["-v"] if verbose else []), *options(*folders)]
+    ctx = cli.Context(cli.build_parser().parse_args(window_args))
+    link = EngineLink(ctx.data_dir, ctx.engine_options(), ctx.settings, ctx.algorithm_dir)
+    command = link.command()
+    assert command[:3] == [sys.executable, "-m", "autotrader_desktop"]
+    engine = cli.build_parser().parse_args(command[3:])
+    assert engine.command == "headless"
+    assert engine.verbose is (True if verbose else None)
+    assert engine.data_dir == str(data_dir.resolve())
+    assert engine.log_file == ctx.data_dir / ENGINE_LOG
 
 
 def test_keep_trading_in_the_background_leaves_the_engine_running(folders, store, monkeypatch):

@@ -11,6 +11,7 @@ import time
 
 from autotrader_desktop.database import Instance, OutputLine, Run
 from autotrader_desktop.enums import InstanceStatus
+from autotrader_desktop.hosts.process import NICENESS
 from tests.helpers import add_instance, cycle, returning, wait_until, write_algorithm
 
 BUYER = returning("'buy', 1")
@@ -167,21 +168,23 @@ class Algorithm:
         )
         print("heavy:", heavy)
         print("cwd:", os.getcwd())
+        print("niceness:", os.nice(0))
         from autotrader_desktop import database
         database.db.execute_sql("DELETE FROM bars")
         return "hold", 0
 """
 
 
-def test_a_host_is_lean_works_in_its_own_folder_and_cannot_write_the_database(
+def test_a_host_is_lean_works_in_its_own_folder_yields_the_cpu_and_cannot_write_the_database(
     engine, algo_dir, data_dir
 ):
     write_algorithm(algo_dir, "nosy", INTROSPECTS)
     instance = add_instance(engine, "NVDA", "nosy")
     cycle(engine)
-    assert output(instance)[:2] == [
+    assert output(instance)[:3] == [
         "heavy: []",
         f"cwd: {(data_dir / 'work' / 'nosy').resolve()}",
+        f"niceness: {min(os.nice(0) + NICENESS, 19)}",
     ]
     failed = status(instance)
     assert failed.status == InstanceStatus.FAILED

@@ -36,6 +36,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Frames of these files are host plumbing; tracebacks shown to users leave them out.
 _HOST_FILES = {__file__, algorithm_loader.__file__}
 MAX_MESSAGE_CHARS = 1000
+NICENESS = 5  # added to the engine's (docs/hosts.md)
 
 
 def from_us(microseconds: int) -> datetime:
@@ -211,6 +212,13 @@ def _limit_memory(megabytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _yield_cpu() -> None:
+    """Run user code at a lower CPU priority than the engine and the window: when the
+    cores are busy, a CPU-heavy algorithm slows itself, not the window or the orders."""
+    with contextlib.suppress(OSError, AttributeError):  # os.nice: not on Windows
+        os.nice(NICENESS)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run a host on the pipes named by the last three arguments; never returns."""
     args = sys.argv[1:] if argv is None else argv
@@ -226,6 +234,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     progress = mmap.mmap(progress_fd, protocol.PROGRESS.size)
     hello = protocol.decode(inbox.recv_bytes())["hello"]
     _limit_memory(hello["memory_limit_mb"])
+    _yield_cpu()
     os.chdir(hello["workdir"])
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # user code that reads stdin gets end-of-file

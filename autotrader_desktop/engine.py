@@ -268,8 +268,9 @@ class Engine:
                 return CycleReport(scheduled_at)
             self.broker.dispatch()  # an outside broker reconciles its open orders each cycle
             self.sync_subscriptions()
-            self.market_data.prepare(sorted(self._subscribed))
-            report = self.orchestrator.run_cycle(scheduled_at)
+            # Instances whose symbol's history is still being fetched run once it is in.
+            ready = self.market_data.start_preparing(sorted(self._subscribed))
+            report = self.orchestrator.run_cycle(scheduled_at, ready)
         log.info(
             "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.summary, report.duration_s
         )

@@ -5,7 +5,9 @@ another process are picked up. The cycle takes each algorithm's snapshot from th
 cache (reading the files on first use) and hands all of that algorithm's instances to its
 host as one batch (see hosts/), every host on a thread of its own. Results are recorded in
 batches as they come in, so a slow algorithm delays nobody else's order; a run that
-overstays its time limit, or kills its host, fails alone.
+overstays its time limit, or kills its host, fails alone. Instances whose symbol's history
+is still being fetched are held back and go to their host in a later batch once the fetch
+ends, so a hanging history request delays only them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -97,6 +100,19 @@ class _Finished:
                 return finished
 
 
+def _by_readiness(
+    runs: list[InstanceToRun], ready: Mapping[str, Future[Any]]
+) -> tuple[list[InstanceToRun], list[InstanceToRun]]:
+    """(the runs that can go now, those whose symbol's history is still being fetched);
+    each future is asked once, so a fetch ending meanwhile loses no run."""
+    now: list[InstanceToRun] = []
+    later: list[InstanceToRun] = []
+    for run in runs:
+        future = ready.get(run.symbol)
+        (later if future is not None and not future.done() else now).append(run)
+    return now, later
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -152,8 +168,10 @@ class Orchestrator:
         runs: list[InstanceToRun],
         scheduled_at: datetime,
         finished: _Finished,
+        ready: Mapping[str, Future[Any]],
     ) -> None:
-        """One algorithm's batch (on a thread of its own)."""
+        """One algorithm's runs (on a thread of its own): a batch of those whose symbols are
+        ready, then another each time a symbol whose history was being fetched is."""
         delivered = 0
 
         def deliver(results: list[RunResult]) -> None:
@@ -161,8 +179,16 @@ class Orchestrator:
             delivered += len(results)
             finished.put(results)
 
+        waiting = list(runs)
+        loaded = True
         try:
-            if not host.run(scheduled_at, runs, deliver):
+            while waiting:
+                batch, waiting = _by_readiness(waiting, ready)
+                if batch:
+                    loaded = host.run(scheduled_at, batch, deliver) and loaded
+                else:
+                    wait({ready[r.symbol] for r in waiting}, return_when=FIRST_COMPLETED)
+            if not loaded:
                 # The rule protects code that loaded: the next instance reads the file again.
                 self.cache.forget(snapshot)
                 self.hosts.discard(host)
@@ -171,8 +197,13 @@ class Orchestrator:
         finally:
             finished.forget(len(runs) - delivered)
 
-    def run_cycle(self, scheduled_at: datetime) -> CycleReport:
-        """Run every running instance once for `scheduled_at` (blocking; not on the GUI thread)."""
+    def run_cycle(self, scheduled_at: datetime, ready: Mapping[str, Future[Any]]) -> CycleReport:
+        """Run every running instance once for `scheduled_at` (blocking; not on the GUI thread).
+
+        `ready`: per symbol, done once its history is prepared (feed/market_data.py). The
+        instances of a symbol without one, or with a done one, run at once; the others as
+        soon as theirs is done. Returns once every instance's run is recorded.
+        """
         start = time.perf_counter()
         report = CycleReport(scheduled_at)
         to_run = self.running_instances(scheduled_at)
@@ -186,9 +217,11 @@ class Orchestrator:
             except SnapshotUnavailable as exc:
                 finished.put(self._unreadable(runs, scheduled_at, exc))
                 continue
+            # The host is taken now: a restart meanwhile ends it, and with it the held-back
+            # batches (as it ends a running one).
             threading.Thread(
                 target=self._on_host,
-                args=(self.hosts.host_for(snapshot), snapshot, runs, scheduled_at, finished),
+                args=(self.hosts.host_for(snapshot), snapshot, runs, scheduled_at, finished, ready),
                 name=f"host-{name}",
                 daemon=True,
             ).start()

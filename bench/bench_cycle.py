@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +57,9 @@ class FixedPrices:
     async def stop(self) -> None: ...
     def subscribe(self, symbol: str) -> None: ...
     def unsubscribe(self, symbol: str) -> None: ...
-    def prepare(self, symbols: list[str]) -> None: ...
+    def start_preparing(self, symbols: list[str]) -> dict[str, Future[bool]]:
+        return {}
+
     def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
         return False
 

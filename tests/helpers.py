@@ -18,6 +18,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import Future
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,8 +301,8 @@ class FakeMarket(MarketDataPort):
     def unsubscribe(self, symbol: str) -> None:
         self.subscriptions[symbol] -= 1
 
-    def prepare(self, symbols: list[str]) -> list[str]:
-        return []
+    def start_preparing(self, symbols: list[str]) -> dict[str, Future[bool]]:
+        return {}
 
     def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool:
         return False

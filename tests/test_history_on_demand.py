@@ -1,4 +1,4 @@
-"""History on demand, sessions and legacy bar shapes in the data API.
+"""History on demand, sessions and legacy bar shapes in the data API; a cycle's history.
 
 The market data is the real one on the simulator feed without a stream: its history
 client answers in-process, exactly as the simulator's REST endpoint does.
@@ -6,7 +6,9 @@ client answers in-process, exactly as the simulator's REST endpoint does.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -14,11 +16,19 @@ import pytest
 from autotrader_desktop import api
 from autotrader_desktop.feed import market_hours, price_path
 from autotrader_desktop.feed.bars import store
-from autotrader_desktop.feed.history import HistoryClient
+from autotrader_desktop.feed.history import HistoryClient, HistoryError
 from autotrader_desktop.feed.market_data import MarketData
 from autotrader_desktop.legacy import db_manager
 from autotrader_desktop.settings import Settings
-from tests.helpers import T0
+from tests.helpers import (
+    T0,
+    add_instance,
+    check_accounts,
+    query,
+    returning,
+    wait_until,
+    write_algorithm,
+)
 
 NEWEST = int(T0.timestamp()) // 60 * 60 - 60  # the last completed minute at T0
 
@@ -159,3 +169,108 @@ def test_a_history_api_that_refuses_gives_no_bars_not_an_error(market):
     assert api.get_data_for_algorithm("ZZZZ", "last_n_bars", n=10) == []
     assert db_manager.get_latest_price("ZZZZ") is None
     assert calls
+
+
+class HeldHistory:
+    """The simulator's REST answers, but one symbol's bars wait until `release` is set, or,
+    with `timeout`, fail as the client does when the endpoint does not answer in time."""
+
+    def __init__(self, market: MarketData, symbol: str, timeout: float | None = None) -> None:
+        self._rest = market._simulator.rest
+        self._held = f"/v2/stocks/{symbol}/bars"
+        self._timeout = timeout
+        self.held: list[str] = []
+        self.release = threading.Event()
+
+    def __call__(self, target: str):
+        if target.startswith(self._held):
+            self.held.append(target)
+            if not self.release.wait(self._timeout or 30):
+                raise HistoryError(f"cannot reach {self._held}: timed out")
+        return self._rest(target)
+
+
+def runs_of(data_dir, instance) -> list:
+    return query(data_dir, "SELECT * FROM runs WHERE instance_id = ?", (instance.id,))
+
+
+def held(market: MarketData, symbol: str, timeout: float | None = None) -> HeldHistory:
+    transport = HeldHistory(market, symbol, timeout)
+    market._history = HistoryClient("sim:", transport=transport)
+    return transport
+
+
+def test_a_symbol_being_fetched_is_asked_for_once_and_holds_back_only_itself(market):
+    market.prepare(["AAPL"])
+    transport = held(market, "NVDA")
+    try:
+        first = market.start_preparing(["NVDA"])  # as a new subscription does
+        wait_until(lambda: transport.held, message="NVDA's history asked for")
+        again = market.start_preparing(["AAPL", "NVDA"])  # as the cycle does meanwhile
+        assert again["AAPL"].done() and again["AAPL"].result()
+        assert again["NVDA"] is first["NVDA"] and not first["NVDA"].done()
+    finally:
+        transport.release.set()
+    assert first["NVDA"].result(timeout=30)
+    assert len(transport.held) == 1
+    assert market.prepare(["NVDA"]) == []  # stored: nothing more to ask for
+    assert len(transport.held) == 1
+
+
+@pytest.mark.parametrize("ending", ["released", "timed out"])
+def test_a_hanging_history_request_delays_only_its_symbols_instances(
+    market, make_engine, algo_dir, data_dir, ending
+):
+    """AAPL's history is stored; NVDA's instance is new and its history request hangs. The
+    AAPL instance of the same algorithm trades at once; NVDA's runs in the same cycle once
+    its request ends, with whatever history is stored then."""
+    write_algorithm(algo_dir, "buyer", returning("'buy', 1"))
+    engine = make_engine()
+    ready = add_instance(engine, "AAPL", "buyer")
+    market.prepare(["AAPL"])
+    late = add_instance(engine, "NVDA", "buyer")
+    transport = held(market, "NVDA", timeout=0.5 if ending == "timed out" else None)
+    recorded: list[int] = []
+    engine.events.runs_recorded.connect(lambda runs: recorded.extend(r.instance_id for r in runs))
+    at_finish: list[list[int]] = []
+    engine.events.cycle_finished.connect(lambda report: at_finish.append(list(recorded)))
+
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(engine.cycle)
+        if ending == "released":
+            try:
+                wait_until(lambda: transport.held, message="NVDA's history asked for")
+                [run] = wait_until(lambda: runs_of(data_dir, ready), message="AAPL's run recorded")
+                assert run["outcome"] == "executed" and run["transaction_id"] is not None
+                assert runs_of(data_dir, late) == [] and not cycle.done()
+            finally:
+                transport.release.set()
+        report = cycle.result(timeout=60)
+    assert report.outcomes == {"executed": 2}
+    assert recorded == [ready.id, late.id] and at_finish == [recorded]
+    assert [len(runs_of(data_dir, ready)), len(runs_of(data_dir, late))] == [1, 1]
+    nvda_bars = query(data_dir, "SELECT COUNT(*) AS n FROM bars WHERE symbol = 'NVDA'")[0]["n"]
+    assert bool(nvda_bars) == (ending == "released")
+    check_accounts(data_dir)
+
+
+def test_a_held_back_batch_of_an_algorithm_that_cannot_load_fails_like_the_first(
+    market, make_engine, algo_dir, data_dir
+):
+    write_algorithm(algo_dir, "broken", "import nonexistent_module_xyz\n")
+    engine = make_engine()
+    first = add_instance(engine, "AAPL", "broken")
+    market.prepare(["AAPL"])
+    late = add_instance(engine, "NVDA", "broken")
+    transport = held(market, "NVDA")
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(engine.cycle)
+        try:
+            wait_until(lambda: runs_of(data_dir, first), message="the first batch recorded")
+        finally:
+            transport.release.set()
+        report = cycle.result(timeout=60)
+    assert report.outcomes == {"failed": 2}
+    for instance in (first, late):
+        [run] = runs_of(data_dir, instance)
+        assert "No module named 'nonexistent_module_xyz'" in run["reason"]

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from autotrader_desktop import credentials
@@ -56,6 +56,12 @@ PRICE_CACHE_S = 1.0
 # Requests to the history and latest-trade endpoints made at once.
 REQUEST_CONCURRENCY = 8
 SIM_CREDENTIALS = credentials.Credentials("simulator", "simulator")
+
+
+def _settled(result: bool) -> Future[bool]:
+    future: Future[bool] = Future()
+    future.set_result(result)
+    return future
 
 
 def _on_event_loop() -> bool:
@@ -106,7 +112,7 @@ class MarketDataPort(LiveMarket, Protocol):
 
     def unsubscribe(self, symbol: str) -> None: ...
 
-    def prepare(self, symbols: list[str]) -> list[str]: ...
+    def start_preparing(self, symbols: list[str]) -> dict[str, Future[bool]]: ...
 
     def ensure_history(self, symbol: str, start: int, end: int, deadline: float) -> bool: ...
 
@@ -116,10 +122,10 @@ class MarketDataPort(LiveMarket, Protocol):
 class MarketData:
     """Reference-counted symbol subscriptions, latest prices, minute bars and feed status.
 
-    Thread-safety: `subscribe`, `unsubscribe`, `prepare`, `latest_price`, `symbols`,
-    `subscriptions` and `data_age` may be called from any thread; `prepare` blocks (history
-    over the network). Everything else, and the listeners, run on the event loop that
-    called `start()`.
+    Thread-safety: `subscribe`, `unsubscribe`, `prepare`, `start_preparing`, `latest_price`,
+    `symbols`, `subscriptions` and `data_age` may be called from any thread; `prepare`
+    blocks (history over the network). Everything else, and the listeners, run on the event
+    loop that called `start()`.
     """
 
     def __init__(
@@ -136,10 +142,11 @@ class MarketData:
         self._clock = clock
         self._backoff = backoff
         self._lock = threading.Lock()
-        # One prepare() at a time: a second caller then finds the first one's bars stored.
-        self._prepare_lock = threading.Lock()
         self._subscriptions: Counter[str] = Counter()
         self._prepared: set[str] = set()
+        # symbol -> its history request in flight: one per symbol, whoever asks meanwhile
+        # waits for that one and then finds its bars stored.
+        self._fetching: dict[str, Future[bool]] = {}
         # symbol -> the newest minute its history was prepared up to
         self._horizon: dict[str, int] = {}
         self._fallback_prices: dict[str, tuple[float, float]] = {}  # price, when (epoch s)
@@ -321,29 +328,39 @@ class MarketData:
         Returns the symbols whose history could not be fetched (the reason is logged):
         a network or credentials problem must not stop the engine's cycle.
         """
+        preparing = self.start_preparing(symbols)
+        return sorted(symbol for symbol, done in preparing.items() if not done.result())
+
+    def start_preparing(self, symbols: list[str]) -> dict[str, Future[bool]]:
+        """`prepare` without waiting for the network: each symbol's future is done once its
+        history is stored (True) or could not be fetched (False, logged). Symbols that need
+        nothing fetched are done on return; the others are asked for all at once on threads,
+        each under the client's timeout, so a hanging endpoint holds back only the symbols
+        waiting for it. Blocks only to read the database (and the keyring, on first use).
+        """
         if not symbols:
-            return []
+            return {}
         try:
             history = self._history_client()
         except credentials.CredentialsError as exc:
             log.warning("market data: no history for %s: %s", ", ".join(symbols), exc)
-            return list(symbols)
+            return {symbol: _settled(False) for symbol in symbols}
         if history is None:
-            return []
-        with self._prepare_lock:
-            return self._prepare(history, symbols)
-
-    def _prepare(self, history: HistoryClient, symbols: list[str]) -> list[str]:
+            return {symbol: _settled(True) for symbol in symbols}
         now = self._clock.now().timestamp()
         last_complete = int(now) // 60 * 60 - 60
         streaming = self.status.state == FeedState.CONNECTED
+        preparing: dict[str, Future[bool]] = {}
         # symbol -> (first minute to fetch, the stored close before it, if any)
         wanted: dict[str, tuple[int, float | None]] = {}
         for symbol in symbols:
             with self._lock:
+                fetching = self._fetching.get(symbol)
                 # While the stream is up it keeps a prepared symbol's bars complete.
-                if symbol in self._prepared and streaming and self._subscriptions[symbol]:
-                    continue
+                kept = symbol in self._prepared and streaming and self._subscriptions[symbol]
+            if fetching is not None or kept:
+                preparing[symbol] = fetching or _settled(True)
+                continue
             rows = (
                 db.connection()
                 .execute(
@@ -361,36 +378,48 @@ class MarketData:
             else:
                 self.guard.seed(symbol, rows[0][1])
                 self._prepared_through(symbol, last_complete)
+                preparing[symbol] = _settled(True)
         if not wanted:
-            return []
-        failed = []
-        # All symbols at once, each under the client's timeout: a hanging endpoint delays
-        # this call by one timeout, not one per symbol. Only the requests run on the pool;
-        # the database is written from this thread, holding no lock while anything waits
-        # on the network.
-        with ThreadPoolExecutor(
+            return preparing
+        # Only the requests and the writes of what they bring run on the pool; nothing
+        # holds a lock while it waits on the network. The threads end with their requests.
+        pool = ThreadPoolExecutor(
             max_workers=min(REQUEST_CONCURRENCY, len(wanted)), thread_name_prefix="history"
-        ) as pool:
-            requests = {
-                pool.submit(history.bars, [symbol], start, last_complete): symbol
-                for symbol, (start, _) in wanted.items()
-            }
-            for request in as_completed(requests):
-                symbol = requests[request]
-                try:
-                    bars = request.result()[symbol]
-                except HistoryError as exc:
-                    log.warning("market data: no history for %s: %s", symbol, exc)
-                    failed.append(symbol)
-                    continue
-                start, before = wanted[symbol]
-                bars = self._store_fetched(symbol, start, last_complete, bars, before)
-                newest = bars[-1].c if bars else before
-                if newest is not None:
-                    self.guard.seed(symbol, newest)
-                log.info("market data: stored %d bars of %s history", len(bars), symbol)
-                self._prepared_through(symbol, last_complete)
-        return sorted(failed)
+        )
+        for symbol, (start, before) in wanted.items():
+            with self._lock:
+                # Claimed by another caller since it was read: that request will do.
+                if symbol not in self._fetching:
+                    self._fetching[symbol] = pool.submit(
+                        self._fetch, history, symbol, start, last_complete, before
+                    )
+                preparing[symbol] = self._fetching[symbol]
+        pool.shutdown(wait=False)
+        return preparing
+
+    def _fetch(
+        self, history: HistoryClient, symbol: str, start: int, end: int, before: float | None
+    ) -> bool:
+        """Ask for a symbol's missing history and store it (on a pool thread)."""
+        try:
+            bars = history.bars([symbol], start, end)[symbol]
+            bars = self._store_fetched(symbol, start, end, bars, before)
+            newest = bars[-1].c if bars else before
+            if newest is not None:
+                self.guard.seed(symbol, newest)
+            log.info("market data: stored %d bars of %s history", len(bars), symbol)
+            self._prepared_through(symbol, end)
+            return True
+        except HistoryError as exc:
+            log.warning("market data: no history for %s: %s", symbol, exc)
+        except Exception:
+            # On a pool thread nobody else would hear of it; the instances still run.
+            log.exception("market data: could not store %s history", symbol)
+        finally:
+            # Released before the future is done: whoever it wakes finds the bars stored.
+            with self._lock:
+                del self._fetching[symbol]
+        return False
 
     def _prepared_through(self, symbol: str, last_complete: int) -> None:
         with self._lock:

@@ -104,8 +104,8 @@ class FixedPriceMarket:
 
     source = "sim/42"
 
-    def prepare(self, symbols):
-        pass
+    def start_preparing(self, symbols):
+        return {}
 
     def ensure_history(self, symbol, start, end, deadline):
         return False

@@ -144,7 +144,12 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
     quit_requested = asyncio.Event()
     window.close_requested.connect(quit_requested.set)
     app.aboutToQuit.connect(quit_requested.set)
-    previous_sigint = signal.signal(signal.SIGINT, lambda *_: quit_requested.set())
+    # Ctrl+C in a terminal, or SIGTERM (a session logging out, `kill`): quit as a close
+    # does, so the engine this window started stops too instead of trading unseen.
+    previous_handlers = {
+        signum: signal.signal(signum, lambda *_: quit_requested.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(SIGNAL_WAKE_MS)
@@ -179,7 +184,8 @@ async def _main(ctx: Context, app: QApplication, reporter: ErrorReporter, smoke:
         await quit_requested.wait()
     finally:
         wake.stop()
-        signal.signal(signal.SIGINT, previous_sigint)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         window.shutdown()
         await asyncio.to_thread(_leave_engine, link)
     return 0 if attached or not smoke else 1

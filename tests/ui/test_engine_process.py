@@ -137,6 +137,25 @@ def test_a_window_alone_starts_an_engine_and_stops_it_when_it_closes(folders, st
     assert f"headless engine running in process {seen['pid']}" in text, text
 
 
+def test_sigterm_to_the_window_quits_it_and_stops_the_engine_it_started(
+    folders, store, monkeypatch
+):
+    # A session logging out sends SIGTERM: the window quits as a close does (without the
+    # handler this test's own process would die here), and its engine stops with it.
+    seen: dict[str, Any] = {}
+
+    async def scenario(window: MainWindow) -> None:
+        await until(lambda: "started by this window" in engine_line(window), "an engine")
+        seen["pid"] = window.link.info.pid
+        os.kill(os.getpid(), signal.SIGTERM)
+        await until(lambda: not window.isVisible(), "the window to close")
+
+    run_window(folders, store, monkeypatch, scenario)
+    assert running_engine(folders[0]) is None
+    assert not alive(seen["pid"])
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back as it was
+
+
 @pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
 def test_the_engine_a_window_starts_gets_its_options_and_its_log_file(folders, verbose):
     data_dir = folders[0]

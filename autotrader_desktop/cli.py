@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{logging_config.LOG_FILE_BACKUPS} older files are kept (a window's engine logs to "
         "engine.log in the data directory)",
     )
+    headless.add_argument(
+        "--for-window",
+        type=int,
+        metavar="PID",
+        help="started by the window in process PID: stop when it ends, however it ends, "
+        "unless Keep trading after closing is on (the window passes this itself)",
+    )
     json_option(
         command("algorithms", "scan the algorithm folder: every file, available or why not"),
         "the files (name, path, available, error)",
@@ -221,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 # a trader would notice.
 MIN_EVERY_S = 1.0
 MAX_EVERY_S = 86_400
+WINDOW_WATCH_S = 1.0  # how soon an engine notices that the window that started it ended
 # Instance ids are SQLite rowids: 1 to 2**63 - 1.
 MAX_ID = 2**63 - 1
 
@@ -629,8 +637,12 @@ def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
                 os.getpid(),
                 when,
             )
+            if args.for_window is not None:
+                watch = asyncio.ensure_future(_stop_with_window(engine, args.for_window, stop))
             await stop.wait()
         finally:
+            if args.for_window is not None:
+                watch.cancel()
             await channel.stop()
             await engine.stop()
             log.info("engine stopped")
@@ -638,6 +650,20 @@ def cmd_headless(ctx: Context, args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     return 0
+
+
+async def _stop_with_window(engine: Engine, window_pid: int, stop: asyncio.Event) -> None:
+    """Set `stop` once the window that started this engine has ended (it is our parent:
+    when it ends, we get another one), unless the user keeps trading without a window. A
+    window that closes normally stops its engine itself; this is for one that crashed or
+    was killed, whose engine would otherwise trade on unseen."""
+    while os.getppid() == window_pid:
+        await asyncio.sleep(WINDOW_WATCH_S)
+    if engine.settings.keep_trading_in_background:
+        log.info("the window (process %d) ended; keeping on trading as set", window_pid)
+        return
+    log.warning("the window that started this engine (process %d) ended: stopping", window_pid)
+    stop.set()
 
 
 COMMANDS = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -97,8 +98,11 @@ class EngineLink:
         return self.data_dir / ENGINE_LOG
 
     def command(self) -> list[str]:
-        """The command line of the engine this window starts: its options, its log file."""
-        return engine_command([*self.options, "--log-file", str(self.log_path)])
+        """The command line of the engine this window starts: its options, its log file,
+        and this window's process (the engine stops if the window ends without stopping it)."""
+        return engine_command(
+            [*self.options, "--log-file", str(self.log_path), "--for-window", str(os.getpid())]
+        )
 
     def _start(self) -> EngineInfo:
         command = self.command()

@@ -6,6 +6,7 @@ processes (`headless`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -30,6 +31,7 @@ from tests.helpers import (
     subprocess_env,
     wait_until,
     write_algorithm,
+    write_script,
 )
 
 TIMEOUT_S = 90.0  # an engine's start imports the whole stack: seconds on a loaded machine
@@ -169,6 +171,57 @@ def test_the_engine_a_window_starts_gets_its_options_and_its_log_file(folders, v
     assert engine.verbose is (True if verbose else None)
     assert engine.data_dir == str(data_dir.resolve())
     assert engine.log_file == ctx.data_dir / ENGINE_LOG
+    assert engine.for_window == os.getpid()
+
+
+CRASHING_WINDOW = """
+import sys
+import threading
+from autotrader_desktop import cli
+from autotrader_desktop.engine_process import EngineLink
+
+ctx = cli.Context(cli.build_parser().parse_args(sys.argv[1:]))
+link = EngineLink(ctx.data_dir, ctx.engine_options(), ctx.settings, ctx.algorithm_dir)
+print("engine", link.attach_or_start().pid, flush=True)
+threading.Event().wait()  # until killed
+"""
+
+
+@pytest.mark.parametrize("keep_trading", [False, True], ids=["default", "keep-trading"])
+def test_a_window_that_crashes_takes_its_engine_with_it_unless_it_keeps_trading(
+    folders, tmp_path, keep_trading
+):
+    # The window's own code starts the engine, then its process is SIGKILLed (a crash):
+    # nobody is left to stop the engine, so the engine notices that its window is gone.
+    data_dir, algorithm_dir = folders
+    script = write_script(tmp_path / "window.py", CRASHING_WINDOW)
+    env = subprocess_env(data_dir, algorithm_dir)
+    if keep_trading:
+        env["AUTOTRADER_KEEP_TRADING_IN_BACKGROUND"] = "true"
+    log = tmp_path / "window.log"
+    window = popen_python([str(script), *options(*folders)], env, log)
+    try:
+        line = wait_until(lambda: log.read_text(), timeout=TIMEOUT_S, message="the engine")
+        engine_pid = int(line.split()[1])
+        window.kill()
+        window.wait()
+        engine_log = data_dir / ENGINE_LOG
+        if keep_trading:
+            wait_until(
+                lambda: "keeping on trading as set" in engine_log.read_text(), timeout=TIMEOUT_S
+            )
+            assert running_engine(data_dir).pid == engine_pid
+        else:
+            wait_until(lambda: running_engine(data_dir) is None, timeout=TIMEOUT_S)
+            wait_until(lambda: not alive(engine_pid), timeout=TIMEOUT_S)
+            assert f"the window that started this engine (process {window.pid}) ended" in (
+                engine_log.read_text()
+            )
+    finally:
+        kill(window)
+        with contextlib.suppress(ProcessLookupError, NameError):
+            os.kill(engine_pid, signal.SIGTERM)
+        wait_until(lambda: running_engine(data_dir) is None, timeout=TIMEOUT_S)
 
 
 def test_keep_trading_in_the_background_leaves_the_engine_running(folders, store, monkeypatch):

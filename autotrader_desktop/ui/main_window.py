@@ -52,7 +52,11 @@ from autotrader_desktop.ui.wording import counted
 
 TITLE = "AutoTrader Desktop"
 REFRESH_MS = 5_000  # re-read instances even without a cycle (other processes, prices)
-SOON_MS = 200  # coalesce refreshes after bursts of recorded runs
+# While a cycle runs, its recorded runs show at most this often (a long cycle shows its
+# progress); the cycle's end refreshes at once. A refresh of 1,000 changed rows is work
+# for the GUI thread while the engine and hosts keep the cores busy: a short cycle is
+# shown once, at its end.
+SOON_MS = 1_000
 CHART_SOON_MS = 1_000  # a chart waiting for its symbol's history reads again this soon
 MARKET_MS = 60_000
 MESSAGE_MS = 8_000
@@ -653,6 +657,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _cycle_finished(self, report: CycleReport) -> None:
+        self._soon.stop()
         self.refresh()
 
     def _notify_failures(self, failures: list[RecordedRun]) -> None:

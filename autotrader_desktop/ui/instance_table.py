@@ -186,15 +186,6 @@ FIELD_COLUMNS: dict[str, tuple[int, ...]] = {
 }
 
 
-def changed_columns(old: InstanceRow, new: InstanceRow) -> set[int]:
-    return {
-        column
-        for name, columns in FIELD_COLUMNS.items()
-        if getattr(old, name) != getattr(new, name)
-        for column in columns
-    }
-
-
 def _tooltip(row: InstanceRow, column: int) -> str | None:
     if column == Column.VERSION:
         lines = [f"code version {row.code_version}" if row.code_version else "not run yet"]
@@ -313,6 +304,9 @@ class InstanceTableModel(QAbstractTableModel):
         change the layout (selection and scroll stay). A row given again (the same object:
         queries.Overviews) is not looked at again."""
         columns: set[int] = set()
+        # Fields no row has been seen changing yet: after a cycle every row differs in the
+        # same few fields, and only the others are still worth comparing.
+        unseen = dict(FIELD_COLUMNS)
         shown: dict[int, InstanceRow] = {}
         for row in rows:
             old = self._all.get(row.id)
@@ -320,8 +314,9 @@ class InstanceTableModel(QAbstractTableModel):
                 shown[row.id] = old
                 continue
             new = self._priced(row)
-            if old is not None and old != new:
-                columns |= changed_columns(old, new)
+            if old is not None and unseen:
+                for name in [name for name in unseen if getattr(old, name) != getattr(new, name)]:
+                    columns.update(unseen.pop(name))
             shown[row.id] = new
         self._stored = {row.id: row for row in rows}
         self._all = shown

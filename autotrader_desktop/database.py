@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    OperationalError,
     SqliteDatabase,
     TextField,
 )
@@ -35,6 +37,7 @@ from autotrader_desktop.enums import Outcome
 
 DB_FILENAME = "autotrader.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
+LOCKED_RETRY_S = 0.02
 # PRAGMA application_id of our files ("ATD1"): how a database says it is ours.
 APPLICATION_ID = 0x41544431
 # Tables every version of our schema has; a file from before application_id was stamped is
@@ -416,9 +419,25 @@ def open_database(data_dir: Path) -> Path:
             "busy_timeout": BUSY_TIMEOUT_MS,
         },
     )
-    db.connect(reuse_if_open=True)
+    _connect()
     migrate()
     return path
+
+
+def _connect() -> None:
+    """Connect, switching a new database to WAL. The switch needs the file to itself and,
+    where waiting could deadlock with a writer (several processes creating one database
+    at once), SQLite answers "database is locked" at once instead of waiting: retried,
+    within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.connect(reuse_if_open=True)
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(LOCKED_RETRY_S)
 
 
 def data_dir() -> Path:

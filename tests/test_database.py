@@ -304,3 +304,25 @@ def test_parallel_adds_never_overcommit_the_account(tmp_path, data_dir, folder):
     assert "more than the available cash 10,000.00" in refused
     assert "Traceback" not in refused
     assert count(data_dir, "algorithm_instances") == 3
+
+
+def test_opening_waits_for_another_process_creating_the_database(tmp_path):
+    # Another process is writing the new, still empty file. Switching to WAL needs the file
+    # to itself, and SQLite answers "database is locked" at once instead of waiting (it
+    # would otherwise deadlock with a writer): opening retries until the writer is done.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    writer = sqlite3.connect(
+        data_dir / database.DB_FILENAME, isolation_level=None, check_same_thread=False
+    )
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE scratch (x)")
+    done = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    done.start()
+    try:
+        database.open_database(data_dir)
+        assert scalar(data_dir, "PRAGMA journal_mode") == "wal"
+    finally:
+        done.join()
+        writer.close()
+        database.close_database()

@@ -34,6 +34,9 @@ READ_AT_START = (
     # The feed's outlier guard is built with it (feed/market_data.py).
     "price_band_pct",
 )
+# Given to each algorithm host when it starts: a change reaches the hosts started after it
+# (Restart engine ends them all), not those running (engine.Engine._settings_to_hosts).
+READ_AT_HOST_START = ("host_memory_limit_mb",)
 TRADING_URLS = {
     Broker.ALPACA_PAPER: "https://paper-api.alpaca.markets",
     Broker.ALPACA_LIVE: "https://api.alpaca.markets",

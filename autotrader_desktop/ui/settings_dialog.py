@@ -3,10 +3,13 @@
 Trading settings (starting balance, commission, slippage, per-order cap, run time limit,
 market-hours gating) and the output lines kept apply at once. The feed, its price band, the
 broker, their URLs and keys, and the algorithm folder are read when the app starts:
-changing them needs a restart of the app, and the dialog says so. A numeric field holds
+changing them needs a restart of the app. The memory limit of the algorithm hosts reaches
+the hosts started after it is saved (Restart engine). Every field's tooltip and its group's
+title say which, from settings.READ_AT_START and READ_AT_HOST_START. A numeric field holds
 exactly what settings.py accepts (its RANGES), so it never offers a value the core
-refuses. The Alpaca keys (the paper pair, also used for market data, and the live pair) go
-to the OS keyring (credentials.py), never to the database.
+refuses. The fields scroll when the screen is too short for them; the error and Save and
+Cancel stay in view below them. The Alpaca keys (the paper pair, also used for market
+data, and the live pair) go to the OS keyring (credentials.py), never to the database.
 A setting fixed by an environment variable shows that it is, since a saved value would
 not be used.
 """
@@ -14,24 +17,29 @@ not be used.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -59,14 +67,55 @@ LABELS = {
     "trading_url": "Trading URL",
     "trading_stream_url": "Trading stream URL",
     "max_order_value": "Per-order &cap",
-    "starting_balance": "Starting &balance",
-    "commission": "&Commission",
+    "starting_balance": "Starting b&alance",
+    "commission": "Comm&ission",
     "slippage_bps": "S&lippage",
     "run_time_limit": "Run &time limit",
     "market_hours_gating": "Market-&hours gating",
-    "algorithm_dir": "&Folder",
+    "algorithm_dir": "Fol&der",
+    "host_memory_limit_mb": "&Memory limit per host",
     "output_lines_kept": "Out&put lines kept",
 }
+# What each field does and in what unit; when a change applies is added (`_applies`).
+TIPS = {
+    "feed": "Where prices come from: the built-in market simulator, Alpaca's IEX or SIP feed "
+    "(they need an API key), or nowhere.",
+    "stream_url": "Address (ws:// or wss://) of the live price stream; empty: Alpaca's stream "
+    "for the feed.",
+    "history_url": "Address (http:// or https://) of the API that serves past minute bars; "
+    "empty: Alpaca's.",
+    "price_band_pct": "How far, in %, a price from the feed may move from the last believed "
+    "one (either way: 10 % believes from price / 1.1 to price x 1.1) before it is held back "
+    "as a possible outlier. Held prices are used once several in a row agree: the market "
+    "really moved.",
+    "broker": "Who fills the orders: the app's paper broker (simulated fills at the last "
+    "price), or Alpaca paper or live trading.",
+    "trading_url": "Address (http:// or https://) of Alpaca's Trading API; empty: Alpaca's "
+    "paper or live one, by the broker.",
+    "trading_stream_url": "Address (ws:// or wss://) of the stream of order updates; empty: "
+    "the trading URL's /stream.",
+    "max_order_value": "The most one order may be worth at the last price, in dollars; a "
+    "larger order is rejected before it is sent. 0: no cap.",
+    "starting_balance": "The account's cash before any trade, in dollars; each instance's "
+    "capital comes out of it.",
+    "commission": "What the paper broker charges for each filled order, in dollars.",
+    "slippage_bps": "How much worse than the last price the paper broker fills, in basis "
+    "points (100 bps = 1 %): buys higher, sells lower.",
+    "run_time_limit": "The longest one run of an algorithm may take, in seconds; a run that "
+    "takes longer fails its instance.",
+    "market_hours_gating": "Whether cycles run only while the NYSE is open. Automatic: on "
+    "when trading or fed by Alpaca, off for the simulator.",
+    "algorithm_dir": "The folder the algorithm files (.py) are read from; empty: the "
+    "algorithm folder beside the app.",
+    "host_memory_limit_mb": "The most memory, in MB, the process that runs an algorithm (its "
+    "host) may take; an instance whose algorithm allocates more fails.",
+    "output_lines_kept": "How many lines of what its algorithm prints or logs each instance "
+    "keeps; older lines are deleted as new ones are written.",
+}
+TIP_WIDTH = 64  # characters a tooltip line holds at most
+# Room for the title bar and frame a window manager puts around the dialog, outside its
+# height (their size is unknown until the dialog is shown).
+FRAME_ROOM = 48
 
 
 class Refused(UserError):
@@ -82,6 +131,38 @@ class SavedSettings:
     changed: list[str]  # names of the settings that were saved
     needs_restart: bool
     settings: Settings  # as resolved now (environment variables still win)
+
+
+class _Column(QVBoxLayout):
+    """The scrolled column of groups. It claims no height for width, so the scroll area
+    sizes it by its minimum size and the forms lay out their rows at their real widths:
+    asked for a height for a width, QFormLayout gave the wrapped keyring note the height
+    of its size hint (its lines at a narrower width), and empty lines around it."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
+def _applies(name: str) -> str:
+    """When a change of setting `name` takes effect, in words."""
+    if name in settings.READ_AT_START:
+        return "applies after restarting the app"
+    if name in settings.READ_AT_HOST_START:
+        return "applies to hosts started from now on (Restart engine)"
+    return "applies now"
+
+
+def _tip(text: str, name: str) -> str:
+    """A field's tooltip: `text`, then when a change applies, as it does for setting `name`.
+    In lines of a readable length: Qt shows a plain tooltip on one line, wider than a small
+    screen, and wraps a rich-text one into a narrow column."""
+    when = _applies(name)
+    return "\n".join(textwrap.wrap(f"{text} {when[0].upper()}{when[1:]}.", TIP_WIDTH))
+
+
+def _group(title: str, name: str) -> QGroupBox:
+    """The group of setting `name` and those that apply when it does, titled so."""
+    return QGroupBox(f"{title} — {_applies(name)}")
 
 
 def _spin(name: str, decimals: int, suffix: str) -> QDoubleSpinBox:
@@ -100,6 +181,16 @@ def _whole_spin(name: str, suffix: str) -> QSpinBox:
     box.setRange(int(low), int(high))
     _style(box, suffix)
     return box
+
+
+def _row(
+    form: QFormLayout, label: str, widget: QWidget, tip: str, field: QWidget | None = None
+) -> None:
+    """A labelled row; `tip` is the tooltip of its field (`field` inside `widget`, or
+    `widget` itself) and of its label."""
+    (field or widget).setToolTip(tip)
+    form.addRow(label, widget)
+    form.labelForField(widget).setToolTip(tip)
 
 
 def _style(box: QDoubleSpinBox | QSpinBox, suffix: str) -> None:
@@ -128,7 +219,6 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(620)
-        self._current = current
         self._save_settings = save_settings
         self._background = background
         self._options = options or {}
@@ -137,19 +227,75 @@ class SettingsDialog(QDialog):
         self._fields: dict[str, QWidget] = {}  # by setting name: where to point at an error
 
         layout = QVBoxLayout(self)
+        self._build_fields(layout)
+        self._build_buttons(layout)
+        self.feed.currentIndexChanged.connect(self._feed_changed)
+        self.broker.currentIndexChanged.connect(self._broker_changed)
+        self._load(current)
+        self._opened = self._shown()
+        self._clear_error_on_edit()
+        self.fit_into(self.screen().availableGeometry())
+
+    def field(self, name: str) -> QWidget:
+        """The input of setting `name`."""
+        return self._fields[name]
+
+    def _build_fields(self, layout: QVBoxLayout) -> None:
+        """The groups of fields, in a scroll area: a short screen scrolls them."""
+        content = self._content = QWidget()
+        column = _Column(content)
+        column.setContentsMargins(0, 0, 0, 0)
         for group in (
             self._build_market(),
             self._build_broker(),
             self._build_trading(),
             self._build_algorithms(),
+            self._build_hosts(),
             self._build_output(),
         ):
-            layout.addWidget(group)
-        self._build_buttons(layout)
-        self.feed.currentIndexChanged.connect(self._feed_changed)
-        self.broker.currentIndexChanged.connect(self._broker_changed)
-        self._load(current)
-        self._clear_error_on_edit()
+            column.addWidget(group)
+        column.addStretch(1)
+        self._align_labels(content)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setWidget(content)
+        layout.addWidget(self.scroll_area, 1)
+        for box in content.findChildren(QAbstractSpinBox) + content.findChildren(QComboBox):
+            box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not focused by the wheel
+            box.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The wheel over a number or a choice the user is not editing scrolls the fields:
+        scrolling through the dialog must not change the feed or the balance on the way."""
+        if event.type() == QEvent.Type.Wheel and not (
+            isinstance(watched, QWidget) and watched.hasFocus()
+        ):
+            QApplication.sendEvent(self.scroll_area.verticalScrollBar(), event)
+            return True
+        return super().eventFilter(watched, event)
+
+    @staticmethod
+    def _align_labels(content: QWidget) -> None:
+        """One label width for every group, so that all the fields start at the same x."""
+        labels = [label for label in content.findChildren(QLabel) if label.buddy() is not None]
+        width = max(label.sizeHint().width() for label in labels)
+        for label in labels:
+            label.setMinimumWidth(width)
+
+    def fit_into(self, available: QRect) -> None:
+        """Size the dialog to show every field, but no taller than `available` (a screen's
+        available geometry) allows with the window's frame: then the fields scroll, and the
+        error and Save and Cancel stay in view."""
+        content = self._content.sizeHint()
+        # As wide as the fields with a scroll bar beside them: never a horizontal scroll.
+        self.scroll_area.setMinimumWidth(
+            content.width() + self.scroll_area.verticalScrollBar().sizeHint().width()
+        )
+        hint = self.sizeHint()
+        whole = hint.height() - self.scroll_area.sizeHint().height() + content.height()
+        self.resize(hint.width(), min(whole, available.height() - FRAME_ROOM))
 
     def _build_market(self) -> QGroupBox:
         self.feed = QComboBox()
@@ -168,17 +314,13 @@ class SettingsDialog(QDialog):
         self.history_url = QLineEdit()
         self.history_url.setPlaceholderText("default: https://data.alpaca.markets")
         self.price_band = _spin("price_band_pct", 1, " %")
-        self.price_band.setToolTip(
-            "How far a price from the feed may move from the last believed one (either way: "
-            "10 % believes from price / 1.1 to price x 1.1) before it is held back as a "
-            "possible outlier. Held prices are used once several in a row agree: the market "
-            "really moved. Applies after restarting the app."
-        )
-        market = QGroupBox("Market data — applies after restarting the app")
+        market = _group("Market data", "feed")
         form = QFormLayout(market)
         self._add_row(form, "feed", self.feed)
-        form.addRow("API &key ID", self.key_id)
-        form.addRow("API &secret", self.secret)
+        # The paper key is read with the feed (and Alpaca's paper broker) when they start.
+        key = "Your Alpaca API key {}, for the Alpaca feeds and paper trading; in the OS keyring."
+        _row(form, "API &key ID", self.key_id, _tip(key.format("ID"), "feed"))
+        _row(form, "API &secret", self.secret, _tip(key.format("secret"), "feed"))
         form.addRow("", self.key_status)
         self._add_row(form, "stream_url", self.stream_url)
         self._add_row(form, "history_url", self.history_url)
@@ -200,15 +342,16 @@ class SettingsDialog(QDialog):
         self.live_secret.setPlaceholderText("live secret key (leave empty to keep the stored one)")
         self.live_key_status = QLabel()
         self.live_key_status.setWordWrap(True)
-        group = QGroupBox("Broker — applies after restarting the app")
+        group = _group("Broker", "broker")
         form = QFormLayout(group)
         self._add_row(form, "broker", self.broker)
         form.addRow(
             "",
             QLabel("Alpaca paper trading uses the API key above; live trading its own key."),
         )
-        form.addRow("Live key ID", self.live_key_id)
-        form.addRow("Live secret", self.live_secret)
+        live = "Your Alpaca live trading key {}, for live trading only; in the OS keyring."
+        _row(form, "Live key ID", self.live_key_id, _tip(live.format("ID"), "broker"))
+        _row(form, "Live secret", self.live_secret, _tip(live.format("secret"), "broker"))
         form.addRow("", self.live_key_status)
         self._add_row(form, "trading_url", self.trading_url)
         self._add_row(form, "trading_stream_url", self.trading_stream_url)
@@ -224,7 +367,7 @@ class SettingsDialog(QDialog):
         self.gating = QComboBox()
         for value, label in GATING_CHOICES:
             self.gating.addItem(label, value)
-        trading = QGroupBox("Trading — applies now")
+        trading = _group("Trading", "starting_balance")
         form = QFormLayout(trading)
         self._add_row(form, "starting_balance", self.starting_balance)
         self._add_row(form, "commission", self.commission)
@@ -244,17 +387,19 @@ class SettingsDialog(QDialog):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.algorithm_dir, 1)
         row.addWidget(browse)
-        algorithms = QGroupBox("Algorithms — applies after restarting the app")
+        algorithms = _group("Algorithms", "algorithm_dir")
         self._add_row(QFormLayout(algorithms), "algorithm_dir", folder, self.algorithm_dir)
         return algorithms
 
+    def _build_hosts(self) -> QGroupBox:
+        self.memory_limit = _whole_spin("host_memory_limit_mb", " MB")
+        hosts = _group("Algorithm hosts", "host_memory_limit_mb")
+        self._add_row(QFormLayout(hosts), "host_memory_limit_mb", self.memory_limit)
+        return hosts
+
     def _build_output(self) -> QGroupBox:
         self.output_lines = _whole_spin("output_lines_kept", " per instance")
-        self.output_lines.setToolTip(
-            "How many lines of what its algorithm prints or logs each instance keeps; older "
-            "lines are deleted as new ones are written. Applies now."
-        )
-        output = QGroupBox("Algorithm output — applies now")
+        output = _group("Algorithm output", "output_lines_kept")
         self._add_row(QFormLayout(output), "output_lines_kept", self.output_lines)
         return output
 
@@ -271,9 +416,9 @@ class SettingsDialog(QDialog):
     def _add_row(
         self, form: QFormLayout, name: str, widget: QWidget, field: QWidget | None = None
     ) -> None:
-        """A labelled row for setting `name`, with a note underneath when an environment
-        variable or a command-line option overrides it; `field`: the input inside
-        `widget`, if it is not the widget itself."""
+        """A labelled row for setting `name`, with its tooltip, and a note underneath when an
+        environment variable or a command-line option overrides it; `field`: the input
+        inside `widget`, if it is not the widget itself."""
         self._fields[name] = field or widget
         variable = settings.ENV_VARS[name]
         source = None
@@ -289,7 +434,7 @@ class SettingsDialog(QDialog):
             note = f"Set by {source}, which overrides a saved value."
             column.addWidget(theme.message_label(theme.current().warning, note))
             widget = box
-        form.addRow(LABELS[name], widget)
+        _row(form, LABELS[name], widget, _tip(TIPS[name], name), field)
 
     def _clear_error_on_edit(self) -> None:
         """An error is about what the user typed: it goes as soon as they edit anything."""
@@ -316,6 +461,7 @@ class SettingsDialog(QDialog):
             [value for value, _ in GATING_CHOICES].index(current.market_hours_gating)
         )
         self.algorithm_dir.setText(current.algorithm_dir or "")
+        self.memory_limit.setValue(current.host_memory_limit_mb)
         self.output_lines.setValue(current.output_lines_kept)
         self.key_status.setText("Reading the OS keyring …")
         self._background.submit(
@@ -375,11 +521,9 @@ class SettingsDialog(QDialog):
 
     # --- saving -------------------------------------------------------------------------
 
-    def values(self) -> dict[str, Any]:
-        """What the dialog holds, by setting name. Fields that are disabled (the Alpaca URLs
-        with another feed) are not part of it: they keep their stored values."""
-        alpaca = self._alpaca()
-        values = {
+    def _shown(self) -> dict[str, Any]:
+        """What every field shows, by setting name."""
+        return {
             "feed": self.feed.currentData(),
             "stream_url": self.stream_url.text().strip() or None,
             "history_url": self.history_url.text().strip() or None,
@@ -394,21 +538,25 @@ class SettingsDialog(QDialog):
             "slippage_bps": self.slippage.value(),
             "run_time_limit": self.time_limit.value(),
             "market_hours_gating": self.gating.currentData(),
+            "host_memory_limit_mb": self.memory_limit.value(),
             "output_lines_kept": self.output_lines.value(),
         }
-        if not alpaca:
+
+    def values(self) -> dict[str, Any]:
+        """What the dialog holds, by setting name. Fields that are disabled (the Alpaca URLs
+        with another feed) are not part of it: they keep their stored values."""
+        values = self._shown()
+        if not self._alpaca():
             del values["stream_url"], values["history_url"]
         if not Broker(self.broker.currentData()).is_alpaca:
             del values["trading_url"], values["trading_stream_url"]
         return values
 
     def changes(self) -> dict[str, Any]:
-        """The settings the user changed (only those are saved)."""
-        return {
-            name: value
-            for name, value in self.values().items()
-            if value != getattr(self._current, name)
-        }
+        """The settings the user changed (only those are saved): what differs from what its
+        field showed when the dialog opened. Not from the stored value: a field that rounds
+        it (2.25 bps shown as 2.3) would save the rounded value on any Save."""
+        return {name: value for name, value in self.values().items() if value != self._opened[name]}
 
     def save(self) -> None:
         """Check everything, then write everything in one transaction, or nothing."""
@@ -497,6 +645,7 @@ class SettingsDialog(QDialog):
             elif label.lower() not in message.lower():
                 message = f"{label}: {message}"
             message = message[0].upper() + message[1:]
+            self.scroll_area.ensureWidgetVisible(self._fields[name])
             self._fields[name].setFocus()
         self.error.setText(message)
 

@@ -1,15 +1,31 @@
 """The Settings dialog: saves what changed, applies trading settings at once, says what
-needs a restart, stores the API key in the keyring (faked here), refuses bad input."""
+needs a restart, stores the API key in the keyring (faked here), refuses bad input, fits
+a small screen."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
-from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from autotrader_desktop import credentials, settings
 from autotrader_desktop.database import Instance, Setting
+from autotrader_desktop.settings import Settings
 from autotrader_desktop.ui.main_window import MainWindow
-from autotrader_desktop.ui.settings_dialog import LABELS, SettingsDialog
+from autotrader_desktop.ui.settings_dialog import FRAME_ROOM, LABELS, TIP_WIDTH, SettingsDialog
 from tests.helpers import add_instance
 
 
@@ -35,9 +51,20 @@ def opened(qtbot, window) -> SettingsDialog:
     return dialog
 
 
-def save(qtbot, dialog: SettingsDialog) -> None:
-    with qtbot.waitSignal(dialog.saved, timeout=10_000):
+def save(qtbot, dialog: SettingsDialog) -> list[str]:
+    """Save; returns the names of the settings saved."""
+    with qtbot.waitSignal(dialog.saved, timeout=10_000) as saved:
         dialog.buttons.accepted.emit()
+    return saved.args[0].changed
+
+
+def tip(widget: QWidget) -> str:
+    """Its tooltip, as one line."""
+    return " ".join(widget.toolTip().split())
+
+
+def rect_in(widget: QWidget, ancestor: QWidget) -> QRect:
+    return QRect(widget.mapTo(ancestor, QPoint(0, 0)), widget.size())
 
 
 def test_trading_settings_apply_at_once(qtbot, engine, keyring, window):
@@ -233,7 +260,7 @@ def test_every_number_field_holds_exactly_what_the_core_accepts(qtbot, keyring, 
     assert ranges == {name: settings.RANGES[name] for name in ranges}
     assert set(ranges) == {
         *("starting_balance", "commission", "slippage_bps", "max_order_value"),
-        *("run_time_limit", "price_band_pct", "output_lines_kept"),
+        *("run_time_limit", "price_band_pct", "host_memory_limit_mb", "output_lines_kept"),
     }
     dialog.reject()
 
@@ -250,7 +277,7 @@ def test_slippage_of_100_percent_cannot_be_entered(qtbot, keyring, window):
 
 def test_the_output_lines_kept_apply_at_once(qtbot, engine, keyring, window):
     dialog = opened(qtbot, window)
-    assert "Applies now" in dialog.output_lines.toolTip()
+    assert "Applies now" in tip(dialog.output_lines)
     assert dialog.output_lines.value() == 2_000
     dialog.output_lines.setValue(500)
     save(qtbot, dialog)
@@ -261,7 +288,7 @@ def test_the_output_lines_kept_apply_at_once(qtbot, engine, keyring, window):
 
 def test_the_price_band_needs_a_restart(qtbot, engine, keyring, window):
     dialog = opened(qtbot, window)
-    assert "after restarting the app" in dialog.price_band.toolTip()
+    assert "after restarting the app" in tip(dialog.price_band)
     assert dialog.price_band.value() == 10.0
     dialog.price_band.setValue(25.0)
     save(qtbot, dialog)
@@ -291,4 +318,146 @@ def test_a_refused_value_is_named_by_its_label_and_nothing_is_saved(
     assert dialog.isVisible()
     assert dialog.error.text().startswith(f"{label} must be between"), dialog.error.text()
     assert Setting.select().count() == 0
+    dialog.reject()
+
+
+def test_a_value_its_field_rounds_is_kept_unless_the_user_edits_it(qtbot, engine, keyring, window):
+    exact = {"slippage_bps": 2.25, "commission": 0.125, "run_time_limit": 7.25}
+    for name, value in exact.items():
+        settings.save(name, value)
+    engine.apply_settings(settings.load())
+    dialog = opened(qtbot, window)
+    assert dialog.slippage.text() == "2.3 bps"  # one decimal: what the user sees
+    dialog.output_lines.setValue(500)
+    assert save(qtbot, dialog) == ["output_lines_kept"]
+    stored = settings.load()
+    assert {name: getattr(stored, name) for name in exact} == exact
+    assert engine.broker.slippage_bps == 2.25
+
+    dialog = opened(qtbot, window)
+    dialog.slippage.setValue(2.4)  # edited: what the field shows is saved
+    assert save(qtbot, dialog) == ["slippage_bps"]
+    assert settings.load().slippage_bps == 2.4
+
+
+def test_every_field_says_what_it_does_and_when_it_applies(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    # Every setting has its field, but the seed (command line) and keeping trading after
+    # the window closes (status bar).
+    shown_elsewhere = {"simulator_seed", "keep_trading_in_background"}
+    assert set(LABELS) == {field.name for field in fields(Settings)} - shown_elsewhere
+    for name in LABELS:
+        said = tip(dialog.field(name))
+        assert ("after restarting the app" in said) == (name in settings.READ_AT_START), name
+        assert ("(Restart engine)" in said) == (name in settings.READ_AT_HOST_START), name
+        assert ("Applies now." in said) == (
+            name not in (*settings.READ_AT_START, *settings.READ_AT_HOST_START)
+        ), name
+        group = dialog.field(name).parentWidget()
+        while not isinstance(group, QGroupBox):
+            group = group.parentWidget()
+        _, when = group.title().split(" — ")  # the group's title agrees with its fields
+        assert said.endswith(f" {when[0].upper()}{when[1:]}."), (name, group.title())
+    inputs = [
+        widget
+        for widget in dialog.findChildren(QWidget)
+        if isinstance(widget, QLineEdit | QComboBox | QAbstractSpinBox)
+        and not isinstance(widget.parentWidget(), QAbstractSpinBox)  # a spin box's own editor
+    ]
+    assert len(inputs) == len(LABELS) + 4  # and the two key pairs
+    assert all(widget.toolTip() for widget in inputs)
+    # In lines a small screen shows whole.
+    assert max(len(line) for w in inputs for line in w.toolTip().splitlines()) <= TIP_WIDTH
+    for form in dialog.findChildren(QFormLayout):
+        for row in range(form.rowCount()):
+            label = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            field = form.itemAt(row, QFormLayout.ItemRole.FieldRole).widget()
+            if label is not None:
+                assert label.widget().toolTip(), label.widget().text()
+                assert label.widget().toolTip() in {
+                    widget.toolTip() for widget in (field, *field.findChildren(QWidget))
+                }
+    assert "dollars" in tip(dialog.commission) and "MB" in tip(dialog.memory_limit)
+    dialog.reject()
+
+
+def test_the_host_memory_limit_applies_to_hosts_started_from_now_on(qtbot, engine, keyring, window):
+    dialog = opened(qtbot, window)
+    assert dialog.memory_limit.value() == 1_024
+    dialog.memory_limit.setValue(2_048)
+    assert save(qtbot, dialog) == ["host_memory_limit_mb"]
+    assert settings.load().host_memory_limit_mb == 2_048
+    assert engine.hosts.settings.memory_limit_mb == 2_048  # what the next host is given
+    assert "Restart AutoTrader" not in window.status.currentMessage()
+
+
+def test_on_a_1280x720_screen_save_stays_in_view_and_every_field_scrolls_into_it(
+    qtbot, monkeypatch, keyring, window
+):
+    monkeypatch.setattr(credentials, "keyring_available", lambda: False)  # a long note
+    dialog = opened(qtbot, window)
+    assert dialog.height() <= dialog.screen().availableGeometry().height() - FRAME_ROOM
+    assert dialog.scroll_area.widget().sizeHint().height() > 720  # too tall without scrolling
+    dialog.fit_into(QRect(0, 0, 1280, 720))
+    qtbot.waitUntil(lambda: dialog.height() == 720 - FRAME_ROOM)
+    assert dialog.width() <= 1280
+    assert dialog.rect().contains(rect_in(dialog.buttons, dialog))
+    assert dialog.rect().contains(rect_in(dialog.error, dialog))
+    assert dialog.scroll_area.horizontalScrollBar().maximum() == 0
+    # Every group's fields start at the same x.
+    assert len({rect_in(dialog.field(name), dialog).left() for name in LABELS}) == 1
+    note = dialog.key_status  # the room of its two lines, no more
+    assert note.height() == max(note.heightForWidth(note.width()), note.minimumHeight())
+    viewport = dialog.scroll_area.viewport()
+    for field in [dialog.field(name) for name in LABELS] + [dialog.key_id, dialog.live_secret]:
+        dialog.scroll_area.ensureWidgetVisible(field)
+        assert viewport.rect().contains(rect_in(field, viewport)), field
+
+    # A refused field out of view is scrolled to.
+    dialog.scroll_area.verticalScrollBar().setValue(0)
+    assert not viewport.rect().contains(rect_in(dialog.algorithm_dir, viewport))
+    dialog.algorithm_dir.setText("/no/such/folder")
+    dialog.buttons.accepted.emit()
+    assert "does not exist" in dialog.error.text()
+    assert viewport.rect().contains(rect_in(dialog.algorithm_dir, viewport))
+    dialog.reject()
+
+
+def test_on_a_tall_screen_every_field_shows_without_scrolling(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    dialog.fit_into(QRect(0, 0, 1920, 1200))
+    qtbot.waitUntil(lambda: dialog.scroll_area.verticalScrollBar().maximum() == 0)
+    assert dialog.height() < 1200 - FRAME_ROOM
+    dialog.reject()
+
+
+def wheel_down(widget: QWidget) -> None:
+    """A turn of the mouse wheel, down, with the pointer over `widget`."""
+    at = QPointF(widget.rect().center())
+    QApplication.sendEvent(
+        widget,
+        QWheelEvent(
+            at,
+            widget.mapToGlobal(at),
+            QPoint(),
+            QPoint(0, -120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        ),
+    )
+
+
+def test_the_wheel_scrolls_the_fields_without_changing_the_ones_it_passes(qtbot, keyring, window):
+    dialog = opened(qtbot, window)
+    dialog.fit_into(QRect(0, 0, 1280, 720))
+    bar = dialog.scroll_area.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(0)
+    for field in (dialog.feed, dialog.price_band, dialog.broker):
+        before = bar.value()
+        wheel_down(field)
+        assert bar.value() > before
+    assert dialog.changes() == {}
     dialog.reject()

@@ -270,6 +270,7 @@ class Engine:
             self.sync_subscriptions()
             # Instances whose symbol's history is still being fetched run once it is in.
             ready = self.market_data.start_preparing(sorted(self._subscribed))
+            self.events.cycle_started.emit(scheduled_at)
             report = self.orchestrator.run_cycle(scheduled_at, ready)
         log.info(
             "cycle %s: %s in %.3f s", scheduled_at.isoformat(), report.summary, report.duration_s

@@ -13,6 +13,7 @@ window finds it. Messages are JSON objects, one per line, both ways:
     "data_times": {sym: epoch s}, "feed": {"state": ..., "detail": ..., "retry_at": ...},
     "next_cycle_at": iso | null}` four times a second (prices, bars and data times: only
     those that changed since the last one);
+  - `{"event": "cycle_started", "scheduled_at": iso}` as a cycle's instances start running;
   - `{"event": "cycle", "scheduled_at": iso, "outcomes": {...}, "duration_s": s}` when a
     cycle is done;
   - `{"event": "runs", "runs": [[instance_id, outcome, reason], ...]}` for each batch of
@@ -151,6 +152,7 @@ class ChannelServer:
             )
         finally:
             os.umask(previous)
+        self._engine.events.cycle_started.connect(self._cycle_started)
         self._engine.events.cycle_finished.connect(self._cycle_done)
         self._engine.events.runs_recorded.connect(self._runs_recorded)
         self._publisher = asyncio.create_task(self._publish())
@@ -158,6 +160,7 @@ class ChannelServer:
         log.info("engine channel: listening on %s", self.path)
 
     async def stop(self) -> None:
+        self._engine.events.cycle_started.disconnect(self._cycle_started, missing_ok=True)
         self._engine.events.cycle_finished.disconnect(self._cycle_done, missing_ok=True)
         self._engine.events.runs_recorded.disconnect(self._runs_recorded, missing_ok=True)
         if self._publisher is not None:
@@ -239,6 +242,9 @@ class ChannelServer:
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._broadcast, message)
+
+    def _cycle_started(self, scheduled_at: datetime) -> None:
+        self._from_thread({"event": "cycle_started", "scheduled_at": scheduled_at.isoformat()})
 
     def _cycle_done(self, report: CycleReport) -> None:
         self._from_thread(
@@ -482,6 +488,8 @@ class EngineClient:
             self.market_data.update(message)
             at = message.get("next_cycle_at")
             self._next_cycle_at = datetime.fromisoformat(at) if at else None
+        elif event == "cycle_started":
+            self.events.cycle_started.emit(datetime.fromisoformat(message["scheduled_at"]))
         elif event == "cycle":
             report = CycleReport(
                 datetime.fromisoformat(message["scheduled_at"]),

@@ -63,6 +63,7 @@ class CycleReport:
 class CycleEvents:
     """What cycles announce, on the cycle thread (the rules: autotrader_desktop/events.py)."""
 
+    cycle_started = event(datetime)  # its scheduled time, as its instances start running
     runs_recorded = event(list)  # list[RecordedRun]: one batch, once it is journaled
     cycle_finished = event(CycleReport)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import stat
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -104,10 +106,27 @@ def test_a_user_error_comes_back_as_one(client):
 
 
 def test_events_arrive(client):
-    cycles, batches = threading.Event(), []
+    cycles, batches, heard = threading.Event(), [], []
+    client.events.cycle_started.connect(lambda at: heard.append(("started", at)))
+    client.events.cycle_finished.connect(lambda report: heard.append(("finished", report)))
     client.events.cycle_finished.connect(lambda report: cycles.set())
     client.events.runs_recorded.connect(batches.append)
     assert cycles.wait(EXIT_TIMEOUT_S)
+
+    def whole_cycle() -> tuple[datetime, datetime] | None:
+        """A start heard, then its end (one may have been under way on connecting)."""
+        pairs = itertools.pairwise(list(heard))
+        return next(
+            (
+                (at, end.scheduled_at)
+                for (a, at), (b, end) in pairs
+                if (a, b) == ("started", "finished")
+            ),
+            None,
+        )
+
+    started, finished = wait_until(whole_cycle, message="a whole cycle")
+    assert started == finished
     wait_until(lambda: batches, message="a batch of recorded runs")
     assert batches[0][0].outcome == "executed"
     wait_until(lambda: client.next_cycle_at() is not None, message="the next cycle's time")

@@ -10,6 +10,7 @@ line, changed).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ REFRESH_MS = 5_000  # re-read instances even without a cycle (other processes, p
 # shown once, at its end.
 SOON_MS = 1_000
 CHART_SOON_MS = 1_000  # a chart waiting for its symbol's history reads again this soon
+# For this long after a cycle starts the table skips its price tick: the engine and the
+# user's algorithms then keep the cores busy, a tick re-prices, re-sorts and repaints
+# 1,000 rows, and the cycle's own refresh (at its end) and the next tick show it all.
+CYCLE_QUIET = timedelta(seconds=1)
 MARKET_MS = 60_000
 MESSAGE_MS = 8_000
 
@@ -106,6 +111,8 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(theme.app_icon())
         self._may_close = False
         self._select_after_refresh: int | None = None  # a new instance, once it is listed
+        # When the running cycle started (the engine's clock); None between cycles.
+        self.cycle_started_at: datetime | None = None
 
         self.background = Background(self)
         self.bridge = EngineBridge(engine, self)
@@ -147,10 +154,11 @@ class MainWindow(QMainWindow):
 
         self.table.selection_changed.connect(self._selection_changed)
         queued = Qt.ConnectionType.QueuedConnection
+        self.bridge.cycle_started.connect(self._cycle_started, queued)
         self.bridge.cycle_finished.connect(self._cycle_finished, queued)
         self.bridge.runs_recorded.connect(self._runs_recorded, queued)
         self.bridge.engine_lost.connect(self._engine_lost, queued)
-        self.live.prices_changed.connect(self.table.update_prices)
+        self.live.prices_changed.connect(self._prices_changed)
         self.live.live_bar_changed.connect(self._live_bar)
         self.live.bar_closed.connect(self._bar_closed)
         self.live.status_changed.connect(self.status.set_feed)
@@ -656,9 +664,21 @@ class MainWindow(QMainWindow):
             self._soon.start()
 
     @Slot(object)
+    def _cycle_started(self, scheduled_at: datetime) -> None:
+        self.cycle_started_at = self.engine.clock.now()
+
+    @Slot(object)
     def _cycle_finished(self, report: CycleReport) -> None:
+        self.cycle_started_at = None
         self._soon.stop()
         self.refresh()
+
+    @Slot(object)
+    def _prices_changed(self, prices: dict[str, float]) -> None:
+        started = self.cycle_started_at
+        if started is not None and self.engine.clock.now() - started < CYCLE_QUIET:
+            return
+        self.table.update_prices(prices)
 
     def _notify_failures(self, failures: list[RecordedRun]) -> None:
         names = {row.id: row.display_name for row in self.table.model.rows()}

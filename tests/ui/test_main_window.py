@@ -108,6 +108,37 @@ def test_prices_update_value_and_pnl_colour(qtbot, engine, market, buyer, make_w
     assert cell(window, instance.id, Column.PNL) == "-110.00"
 
 
+def test_price_ticks_wait_for_the_first_second_of_a_cycle(
+    qtbot, engine, clock, market, buyer, make_window
+):
+    # While a cycle starts the cores are the engine's and the algorithms'; the table's
+    # tick (re-price, re-sort, repaint 1,000 rows) is skipped for a second, or until the
+    # cycle is done, whichever comes first.
+    instance = add_instance(engine, "NVDA", "buyer", 10_000)
+    give_position(instance, 10, 100.0)
+    window = make_window()
+
+    def tick(price: float) -> None:
+        market.prices["NVDA"] = price
+        window._prices_changed({"NVDA": price})  # what LiveData's once-a-second poll emits
+
+    engine.events.cycle_started.emit(clock.now())
+    qtbot.waitUntil(lambda: window.cycle_started_at == clock.now())
+    tick(110.0)
+    assert cell(window, instance.id, Column.PRICE) != "110.00"
+    clock.advance(1.0)  # the first second is over: ticks show again
+    tick(120.0)
+    assert cell(window, instance.id, Column.PRICE) == "120.00"
+
+    engine.events.cycle_started.emit(clock.now())
+    qtbot.waitUntil(lambda: window.cycle_started_at == clock.now())
+    tick(130.0)
+    assert cell(window, instance.id, Column.PRICE) == "120.00"
+    run_cycle(qtbot, window, clock)  # done: its refresh and the next tick show
+    tick(140.0)
+    assert cell(window, instance.id, Column.PRICE) == "140.00"
+
+
 def test_stop_names_the_position_and_sells_it(qtbot, engine, market, buyer, monkeypatch, window):
     instance = add_instance(engine, "NVDA", "buyer", 10_000)
     give_position(instance, 12, 100.0)

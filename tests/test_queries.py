@@ -66,3 +66,52 @@ def test_the_overview_gives_unchanged_rows_again_and_rebuilds_changed_ones(engin
     assert second[kept.id].last_price == 100.0
     # The account is at live prices: NVDA's 3 shares at 110, AMD's 2 at 50.
     assert again.account.value == pytest.approx(98_000 + (700 + 3 * 110) + (900 + 2 * 50))
+
+
+def test_an_overview_row_carries_each_stored_column_in_its_own_field(engine):
+    from datetime import UTC, datetime
+
+    from autotrader_desktop import queries
+    from autotrader_desktop.database import Instance
+    from autotrader_desktop.enums import Conventions
+    from tests.helpers import add_instance
+
+    instance = add_instance(engine, "NVDA", "buyer", 1_000)
+    ran = datetime(2026, 12, 2, 9, 21, 2, tzinfo=UTC)
+    Instance.update(
+        status="failed",
+        code_version="cd" * 32,
+        cash=400.0,
+        shares=6,
+        last_price=101.5,
+        trade_count=7,
+        last_decision="buy 6",
+        last_run_at=ran,
+        error="boom",
+        conventions="legacy",
+        warning="differs at the broker",
+    ).where(Instance.id == instance.id).execute()
+    [shown] = queries.Overviews()(engine).rows
+    assert (shown.id, shown.display_name, shown.symbol, shown.algorithm) == (
+        instance.id,
+        instance.display_name,
+        "NVDA",
+        "buyer",
+    )
+    assert (shown.status, shown.code_version, shown.drift) == (
+        InstanceStatus.FAILED,
+        "cd" * 32,
+        None,
+    )
+    assert (shown.initial_capital, shown.cash, shown.shares, shown.last_price) == (
+        1_000.0,
+        400.0,
+        6,
+        101.5,
+    )
+    assert (shown.trades, shown.last_decision, shown.last_run_at) == (7, "buy 6", ran)
+    assert (shown.error, shown.conventions, shown.warning) == (
+        "boom",
+        Conventions.LEGACY,
+        "differs at the broker",
+    )

@@ -305,8 +305,9 @@ class InstanceTableModel(QAbstractTableModel):
         queries.Overviews) is not looked at again."""
         columns: set[int] = set()
         # Fields no row has been seen changing yet: after a cycle every row differs in the
-        # same few fields, and only the others are still worth comparing.
+        # same few fields, and only the others are still worth comparing (all at once).
         unseen = dict(FIELD_COLUMNS)
+        values = attrgetter(*unseen)
         shown: dict[int, InstanceRow] = {}
         for row in rows:
             old = self._all.get(row.id)
@@ -314,9 +315,11 @@ class InstanceTableModel(QAbstractTableModel):
                 shown[row.id] = old
                 continue
             new = self._priced(row)
-            if old is not None and unseen:
+            if old is not None and unseen and values(old) != values(new):
                 for name in [name for name in unseen if getattr(old, name) != getattr(new, name)]:
                     columns.update(unseen.pop(name))
+                if unseen:
+                    values = attrgetter(*unseen)
             shown[row.id] = new
         self._stored = {row.id: row for row in rows}
         self._all = shown

@@ -22,7 +22,6 @@ import logging
 import os
 import queue
 import site
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -47,9 +46,6 @@ from autotrader_desktop.paths import is_frozen, worker_env
 log = logging.getLogger(__name__)
 
 IMPORT_TIMEOUT_S = 10.0
-# Algorithm files are small (the examples are a few kB). A bigger file is excluded unread:
-# parsing a 50 MB file took a minute and 15 GB of memory.
-MAX_SOURCE_BYTES = 2**20
 # Starting the worker (a fresh interpreter importing the data API) is not charged to any
 # file; this limit only catches a worker that cannot start at all.
 STARTUP_TIMEOUT_S = 60.0
@@ -103,10 +99,10 @@ def scan(folder: Path, *, import_timeout: float = IMPORT_TIMEOUT_S) -> list[Algo
     sources: dict[str, bytes] = {}
     for path in paths:
         try:
-            sources[path.stem] = _read_source(path)
+            sources[path.stem] = snapshot.read_source(path)
         except OSError as exc:
             verdicts[path] = _Verdict(False, f"cannot read the file: {exc.strerror or exc}", False)
-        except _Unusable as exc:
+        except snapshot.UnusableSource as exc:
             verdicts[path] = _Verdict(False, str(exc), False)
     # Each file is hashed once: the facts cache and the verdict key both use the digest.
     digests = {id(source): hashlib.sha256(source).digest() for source in sources.values()}
@@ -213,29 +209,6 @@ class _Facts:
                     SourceFacts.insert_many(chunk).on_conflict_replace().execute()
         except peewee.DatabaseError as exc:
             log.warning("discovery: cannot cache import facts (%s)", exc)
-
-
-class _Unusable(Exception):
-    """A file that is not read as an algorithm (too big, not a regular file)."""
-
-
-def _read_source(path: Path) -> bytes:
-    """The file's bytes, reading at most MAX_SOURCE_BYTES + 1 of them.
-
-    Non-blocking open: a symlink to a FIFO must not hang the scan.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _Unusable("not a regular file")
-        source = file.read(MAX_SOURCE_BYTES + 1)
-        if len(source) > MAX_SOURCE_BYTES:
-            size = os.fstat(fd).st_size
-            raise _Unusable(
-                f"too large to be an algorithm file ({size / 2**20:,.1f} MB; at most "
-                f"{MAX_SOURCE_BYTES // 2**20} MB is read)"
-            )
-    return source
 
 
 def _is_candidate(entry: os.DirEntry) -> bool:

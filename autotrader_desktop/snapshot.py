@@ -21,6 +21,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,36 @@ Reader = Callable[[str], bytes | None]  # file stem -> its bytes, None if there 
 
 class SnapshotError(Exception):
     """The files cannot make a snapshot (a missing sibling...); the message is for the user."""
+
+
+class UnusableSource(SnapshotError):
+    """A file that is not read as source: too large, or not a regular file."""
+
+
+# An algorithm file, or a file it imports: a few kB. Anything larger is refused unread
+# (parsing a 50 MB file took a minute and 15 GB of memory).
+MAX_SOURCE_BYTES = 2**20
+
+
+def read_source(path: Path) -> bytes:
+    """The file's bytes, reading at most MAX_SOURCE_BYTES + 1 of them.
+
+    Raises UnusableSource for a file larger than that or that is not a regular file (a
+    FIFO, a device: opened without blocking, so one never hangs a read), and OSError as
+    opening it does (missing, a symlink loop, no permission).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnusableSource("not a regular file")
+        source = file.read(MAX_SOURCE_BYTES + 1)
+        if len(source) > MAX_SOURCE_BYTES:
+            size = os.fstat(fd).st_size
+            raise UnusableSource(
+                f"too large to be an algorithm file ({size / 2**20:,.1f} MB; at most "
+                f"{MAX_SOURCE_BYTES // 2**20} MB is read)"
+            )
+    return source
 
 
 @dataclass(frozen=True)
@@ -197,15 +229,20 @@ def take(name: str, folder: Path, read: Reader, facts: FactsOf = file_facts) -> 
 
 
 def disk_reader(folder: Path) -> Reader:
-    """Read `<stem>.py` of `folder`; None when there is no such file."""
+    """Read `<stem>.py` of `folder` (at most MAX_SOURCE_BYTES); None when there is no such
+    file. Raises SnapshotError, naming the file, for one that cannot be used."""
 
     def read(stem: str) -> bytes | None:
         if not stem.isidentifier():
             return None
         try:
-            return (folder / f"{stem}.py").read_bytes()
+            return read_source(folder / f"{stem}.py")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except UnusableSource as exc:
+            raise SnapshotError(f"{stem}.py is {exc}") from None
+        except OSError as exc:
+            raise SnapshotError(f"cannot read {stem}.py: {exc.strerror or exc}") from None
 
     return read
 

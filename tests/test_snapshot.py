@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import textwrap
 
 import pytest
@@ -87,6 +88,33 @@ def test_a_helper_file_starting_with_underscore_is_importable_but_not_listed(eng
     instance = add_instance(engine, "NVDA", "user")
     cycle(engine)
     assert Instance.get_by_id(instance.id).shares == 3
+
+
+def test_a_huge_or_endless_helper_is_refused_unread(engine, db, algo_dir):
+    # A helper the listing never shows (it starts with "_") is read when imported: at most
+    # 1 MB of it, and a FIFO (or /dev/zero behind a symlink) never hangs or fills memory.
+    write_algorithm(algo_dir, "_huge", "X = 1\n" + "# padding\n" * (2 * 2**20 // 10))
+    (algo_dir / "_endless.py").symlink_to("/dev/zero")
+    os.mkfifo(algo_dir / "fifo")
+    (algo_dir / "_pipe.py").symlink_to("fifo")
+    for helper in ("_huge", "_endless", "_pipe"):
+        write_algorithm(algo_dir, f"uses{helper}", f"import {helper}\n" + returning("'hold', 0"))
+    found = {f.name: f.error for f in scan(algo_dir)}
+    assert found["uses_huge"] == (
+        "_huge.py is too large to be an algorithm file (2.0 MB; at most 1 MB is read)"
+    )
+    assert found["uses_endless"] == "_endless.py is not a regular file"
+    assert found["uses_pipe"] == "_pipe.py is not a regular file"
+
+    # The engine reads the files again on first use (they may have changed since the
+    # listing): the instance fails with the same reason, nothing else is affected.
+    write_algorithm(algo_dir, "_huge", "X = 1\n")
+    write_algorithm(algo_dir, "good", returning("'buy', 1"))
+    late, good = add_instance(engine, "NVDA", "uses_huge"), add_instance(engine, "NVDA", "good")
+    write_algorithm(algo_dir, "_huge", "X = 1\n" + "# padding\n" * (2 * 2**20 // 10))
+    assert cycle(engine).outcomes == {"failed": 1, "executed": 1}
+    assert "_huge.py is too large to be an algorithm file" in Instance.get_by_id(late.id).error
+    assert Instance.get_by_id(good.id).shares == 1
 
 
 def test_discovery_names_a_missing_sibling_as_the_reason(db, algo_dir):

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autotrader_desktop import paths, queries
+from autotrader_desktop import paths, queries, settings
 from autotrader_desktop.discovery import AlgorithmFolderError
 from autotrader_desktop.engine_channel import WindowEngine
 from autotrader_desktop.engine_lock import EngineInfo
@@ -444,10 +444,15 @@ class MainWindow(QMainWindow):
         if result.needs_restart and outlives_window and link and link.info:
             message += (
                 f" Stop the engine (process {link.info.pid}) and start it again to use the "
-                "new feed or folder: it goes on when this window closes."
+                "new settings: it goes on when this window closes."
             )
         elif result.needs_restart:
-            message += " Restart AutoTrader Desktop to use the new feed or folder."
+            message += " Restart AutoTrader Desktop to use the new settings."
+        elif any(name in settings.READ_AT_HOST_START for name in result.changed):
+            message += (
+                " Algorithm hosts started from now on use it; Restart engine starts them all "
+                "again."
+            )
         self.status.showMessage(message, MESSAGE_MS)
         self.refresh()
 

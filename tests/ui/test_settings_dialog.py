@@ -388,6 +388,7 @@ def test_the_host_memory_limit_applies_to_hosts_started_from_now_on(qtbot, engin
     assert save(qtbot, dialog) == ["host_memory_limit_mb"]
     assert settings.load().host_memory_limit_mb == 2_048
     assert engine.hosts.settings.memory_limit_mb == 2_048  # what the next host is given
+    assert "Restart engine starts them all again" in window.status.currentMessage()
     assert "Restart AutoTrader" not in window.status.currentMessage()
 
 

@@ -24,7 +24,7 @@ def test_a_long_feed_error_is_elided_and_never_widens_the_window(qtbot, window):
     status.layout().activate()
     short = window.minimumSizeHint().width()
     status.set_feed(FeedView("Alpaca IEX", LONG_ERROR, False, None, []))
-    status.showMessage("Restart AutoTrader Desktop to use the new feed or folder. " * 5)
+    status.showMessage("Restart AutoTrader Desktop to use the new settings. " * 6)
     qtbot.waitUntil(lambda: status.feed.is_elided() and status.message.is_elided())
     status.layout().activate()  # the layout as it settles
 

@@ -504,6 +504,51 @@ class ScriptedServer:
         self.connection.transport.abort()
 
 
+class HeadlessOn:
+    """`headless --every 1` with `server` as its Alpaca IEX feed, for `async with`; its
+    output is read as it comes, and each line wakes `server.changed`."""
+
+    def __init__(self, server: ScriptedServer, env: dict[str, str]) -> None:
+        self.server, self.env = server, env
+        self.lines: list[str] = []
+
+    async def __aenter__(self) -> HeadlessOn:
+        urls = ["--stream-url", self.server.url, "--history-url", self.server.history_url]
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *["-m", "autotrader_desktop", "--feed", "alpaca-iex", *urls],
+            *["headless", "--every", "1"],
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        await self.process.wait()
+        await self._reader
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode())
+            self.server.changed.notify()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def cycles(self) -> int:
+        return sum("autotrader_desktop.engine: cycle " in line for line in self.lines)
+
+    async def two_cycles(self) -> None:
+        """Wait until two more cycles have run: whatever streamed in before is in the books."""
+        seen = self.cycles()
+        await self.server.changed.wait_for(lambda: self.cycles() >= seen + 2, timeout=30)
+
+
 # --- the window --------------------------------------------------------------------------
 
 BUYER = """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from tests.helpers import (
     BUYER,
     KEY,
     SECRET,
+    HeadlessOn,
     ScriptedServer,
     check_accounts,
     kill,
@@ -67,61 +67,28 @@ def test_a_future_dated_and_an_absurd_trade_never_become_a_fill_bar_or_price(tmp
         return [row[0] for row in query(data, "SELECT price FROM transactions ORDER BY id")]
 
     async def scenario() -> str:
-        lines: list[str] = []
-        async with ScriptedServer(Simulator()) as server:
-            urls = ["--stream-url", server.url, "--history-url", server.history_url]
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *["-m", "autotrader_desktop", "--feed", "alpaca-iex", *urls],
-                *["headless", "--every", "1"],
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+        async with ScriptedServer(Simulator()) as server, HeadlessOn(server, env) as engine:
+            await server.wait_connected()
+            await server.changed.wait_for(lambda: "bars of AAPL history" in engine.log, timeout=30)
+            [(close,)] = await asyncio.to_thread(
+                query, data, "SELECT c FROM bars WHERE symbol = 'AAPL' ORDER BY t DESC LIMIT 1"
             )
-
-            async def read() -> None:
-                assert process.stdout is not None
-                async for line in process.stdout:
-                    lines.append(line.decode())
-                    server.changed.notify()
-
-            reader = asyncio.get_running_loop().create_task(read())
-
-            def cycles() -> int:
-                return sum("autotrader_desktop.engine: cycle " in line for line in lines)
-
-            async def two_cycles() -> None:
-                seen = cycles()
-                await server.changed.wait_for(lambda: cycles() >= seen + 2, timeout=30)
-
-            try:
-                await server.wait_connected()
-                await server.changed.wait_for(
-                    lambda: "bars of AAPL history" in "".join(lines), timeout=30
-                )
-                [(close,)] = await asyncio.to_thread(
-                    query, data, "SELECT c FROM bars WHERE symbol = 'AAPL' ORDER BY t DESC LIMIT 1"
-                )
-                good = round(close * 1.01, 2)
-                await server.send(trade(good))
-                await two_cycles()
-                fills = await asyncio.to_thread(paid)
-                assert fills[-1] == good
-                # Five times the price, dated 2100; then 9.9e14, dated now.
-                await server.send(trade(good * 5, YEAR_2100_NS))
-                await server.send(trade(9.9e14))
-                await two_cycles()
-                assert set((await asyncio.to_thread(paid))[len(fills) - 1 :]) == {good}
-                # The next believed trade is the price again: nothing was pinned.
-                better = round(good * 1.02, 2)
-                await server.send(trade(better))
-                await two_cycles()
-                assert (await asyncio.to_thread(paid))[-1] == better
-            finally:
-                process.terminate()
-                await process.wait()
-                await reader
-        return "".join(lines)
+            good = round(close * 1.01, 2)
+            await server.send(trade(good))
+            await engine.two_cycles()
+            fills = await asyncio.to_thread(paid)
+            assert fills[-1] == good
+            # Five times the price, dated 2100; then 9.9e14, dated now.
+            await server.send(trade(good * 5, YEAR_2100_NS))
+            await server.send(trade(9.9e14))
+            await engine.two_cycles()
+            assert set((await asyncio.to_thread(paid))[len(fills) - 1 :]) == {good}
+            # The next believed trade is the price again: nothing was pinned.
+            better = round(good * 1.02, 2)
+            await server.send(trade(better))
+            await engine.two_cycles()
+            assert (await asyncio.to_thread(paid))[-1] == better
+        return engine.log
 
     log = run(scenario(), timeout=120)
     assert "ignored a trade of AAPL at" in log and "dated 2100-01-01" in log

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import time
 from contextlib import closing
@@ -26,6 +25,7 @@ from autotrader_desktop.settings import Settings
 from tests.helpers import (
     KEY,
     SECRET,
+    HeadlessOn,
     Pulse,
     ScriptedServer,
     connect,
@@ -319,60 +319,31 @@ def test_headless_on_an_alpaca_feed_trades_at_streamed_prices_through_faults(tmp
         with closing(connect(data)) as conn:
             return {row[0] for row in conn.execute("SELECT price FROM transactions")}
 
-    async def scenario() -> list[str]:
-        lines: list[str] = []
-        async with ScriptedServer(Simulator()) as server:
-            urls = ["--stream-url", server.url, "--history-url", server.history_url]
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *["-m", "autotrader_desktop", "--feed", "alpaca-iex", *urls],
-                *["headless", "--every", "1"],
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-
-            async def read() -> None:
-                assert process.stdout is not None
-                async for line in process.stdout:
-                    lines.append(line.decode())
-                    server.changed.notify()
-
-            reader = asyncio.get_running_loop().create_task(read())
-
-            def cycles() -> int:
-                return sum("autotrader_desktop.engine: cycle " in line for line in lines)
+    async def scenario() -> str:
+        async with ScriptedServer(Simulator()) as server, HeadlessOn(server, env) as engine:
 
             async def fills_at(price: float) -> None:
                 # Two cycles after the trade streamed in, the fill must have used it.
                 await server.send(trade_message(price))
-                seen = cycles()
-                await server.changed.wait_for(lambda: cycles() >= seen + 2, timeout=30)
-                assert price in await asyncio.to_thread(prices_paid), "".join(lines)
+                await engine.two_cycles()
+                assert price in await asyncio.to_thread(prices_paid), engine.log
 
-            try:
-                await server.wait_connected()
-                await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
-                assert server.received[0] == {"action": "auth", "key": KEY, "secret": SECRET}
-                # History first: it is what a lone trade's price is judged against.
-                await server.changed.wait_for(
-                    lambda: "bars of AAPL history" in "".join(lines), timeout=30
-                )
-                await fills_at(123.45)
-                server.script = ["406"]  # the next connection is refused
-                server.drop()
-                await server.wait_connected(count=3)
-                await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
-                await server.send("not json")
-                await server.send([{"T": "t", "S": "AAPL", "p": "1", "s": 1, "t": "?"}])
-                await fills_at(124.5)
-            finally:
-                process.terminate()
-                await process.wait()
-                await reader
-        return lines
+            await server.wait_connected()
+            await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
+            assert server.received[0] == {"action": "auth", "key": KEY, "secret": SECRET}
+            # History first: it is what a lone trade's price is judged against.
+            await server.changed.wait_for(lambda: "bars of AAPL history" in engine.log, timeout=30)
+            await fills_at(123.45)
+            server.script = ["406"]  # the next connection is refused
+            server.drop()
+            await server.wait_connected(count=3)
+            await server.changed.wait_for(lambda: "AAPL" in server.subscribed, timeout=30)
+            await server.send("not json")
+            await server.send([{"T": "t", "S": "AAPL", "p": "1", "s": 1, "t": "?"}])
+            await fills_at(124.5)
+        return engine.log
 
-    log = "".join(run(scenario(), timeout=120))
+    log = run(scenario(), timeout=120)
     assert "stored" in log and "bars of AAPL history" in log  # backfilled
     assert "server error 406" in log and "skipped a frame" in log
     assert SECRET not in log

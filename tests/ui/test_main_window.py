@@ -120,7 +120,7 @@ def test_price_ticks_wait_for_the_first_second_of_a_cycle(
 
     def tick(price: float) -> None:
         market.prices["NVDA"] = price
-        window._prices_changed({"NVDA": price})  # what LiveData's once-a-second poll emits
+        window.live.prices_changed.emit({"NVDA": price})  # as its once-a-second poll does
 
     engine.events.cycle_started.emit(clock.now())
     qtbot.waitUntil(lambda: window.cycle_started_at == clock.now())

@@ -105,13 +105,14 @@ def _by_readiness(
     runs: list[InstanceToRun], ready: Mapping[str, Future[Any]]
 ) -> tuple[list[InstanceToRun], list[InstanceToRun]]:
     """(the runs that can go now, those whose symbol's history is still being fetched);
-    each future is asked once, so a fetch ending meanwhile loses no run."""
-    now: list[InstanceToRun] = []
-    later: list[InstanceToRun] = []
-    for run in runs:
-        future = ready.get(run.symbol)
-        (later if future is not None and not future.done() else now).append(run)
-    return now, later
+    each symbol's future is asked once, so a symbol's runs never split between the two."""
+    fetching = {
+        symbol
+        for symbol in {run.symbol for run in runs}
+        if (future := ready.get(symbol)) is not None and not future.done()
+    }
+    now = [run for run in runs if run.symbol not in fetching]
+    return now, [run for run in runs if run.symbol in fetching]
 
 
 class Orchestrator:

@@ -450,8 +450,7 @@ class MainWindow(QMainWindow):
             message += " Restart AutoTrader Desktop to use the new settings."
         elif any(name in settings.READ_AT_HOST_START for name in result.changed):
             message += (
-                " Algorithm hosts started from now on use it; Restart engine starts them all "
-                "again."
+                " Algorithm hosts started from now on use it; Restart engine starts them all again."
             )
         self.status.showMessage(message, MESSAGE_MS)
         self.refresh()
